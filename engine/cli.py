@@ -1,0 +1,182 @@
+"""`sybar ...`: the command line.
+
+Each subcommand is a thin shell over the engine: argument parsing, a
+StatusError turned into a sentence on stderr and the NetBackup status as the
+exit code (252 with the code printed when it does not fit in 8 bits, as
+NetBackup's own commands do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import sys
+
+from engine import __version__
+from engine.home import DEFAULT_PORT, SERVER_NAME, Home
+from engine.jobs.status import SYSTEM_ERROR, StatusError
+
+log = logging.getLogger("sybar")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
+        raise StatusError(SYSTEM_ERROR, f"--listen {text!r} is not HOST:PORT (for example 127.0.0.1:5000; port 0 "
+                                        "picks a free port)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _add_home(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", metavar="DIR", help="sybar home (default: $SYBAR_HOME or the user data dir)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sybar", description="Sybase Backup, Archive, and Restore")
+    parser.add_argument("--version", action="version", version=f"sybar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the engine daemon (the dataserver role for now)")
+    _add_home(serve)
+    serve.add_argument("--listen", metavar="HOST:PORT", default=f"127.0.0.1:{DEFAULT_PORT}",
+                       help="TDS listener address (port 0 picks a free port)")
+    serve.add_argument("--name", default=SERVER_NAME, help="dataserver name (default SYBAR)")
+    serve.add_argument("--reset-sa-password", action="store_true",
+                       help="set the sa password again from SYBAR_SA_PASSWORD")
+
+    isql = sub.add_parser("isql", help="Sybase-compatible isql client", add_help=False)
+    isql.add_argument("args", nargs=argparse.REMAINDER)
+
+    pw = sub.add_parser("password", help="keep a dataserver login's password in the OS keyring")
+    pw_sub = pw.add_subparsers(dest="action", metavar="ACTION", required=True)
+    pw_set = pw_sub.add_parser("set", help="store a password (read from a prompt or stdin, never argv)")
+    pw_set.add_argument("server")
+    pw_set.add_argument("user")
+    pw_del = pw_sub.add_parser("delete", help="remove a stored password")
+    pw_del.add_argument("server")
+    pw_del.add_argument("user")
+
+    demo = sub.add_parser("demo", help="make a ready demo home (databases, scripts) and serve it")
+    _add_home(demo)
+    demo.add_argument("--listen", metavar="HOST:PORT", default=f"127.0.0.1:{DEFAULT_PORT}")
+    demo.add_argument("--size-mb", type=int, default=32, help="size of the demo database mydb")
+    demo.add_argument("--once", action="store_true", help="set up, run the sample backup once, then stop")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["isql"]:  # isql owns its flags (-U -P -S ...), argparse must not touch them
+        from engine.isql.main import main as isql_main
+        return isql_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return serve(args)
+        if args.command == "password":
+            from engine import secrets
+            if args.action == "set":
+                return secrets.password_set_command(args.server, args.user)
+            secrets.delete_password(args.server, args.user)
+            return 0
+        if args.command == "demo":
+            from engine.demo import run_demo
+            return run_demo(args)
+        build_parser().print_help()
+        return 0
+    except StatusError as e:
+        print(f"sybar: {e} (status {e.status})", file=sys.stderr)
+        return e.status if e.status < 256 else 252
+    except KeyboardInterrupt:
+        return 130
+
+
+@contextlib.contextmanager
+def home_lock(home: Home):
+    """One daemon per home: a second `sybar serve` says who holds it."""
+    fd = os.open(home.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise StatusError(SYSTEM_ERROR, f"another sybar serve (pid {other}) is running for {home.root}; "
+                                            "stop it first or use another --home") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def take_sa_password(server, reset: bool) -> None:
+    """Set sa's password from SYBAR_SA_PASSWORD on first start (or when told to reset).
+
+    The variable is removed from our environment either way, so no child
+    process (scripts, isql) ever inherits it.
+    """
+    password = os.environ.pop("SYBAR_SA_PASSWORD", None)
+    if server.has_sa_password() and not reset:
+        if password:
+            print("sybar serve: SYBAR_SA_PASSWORD ignored: the sa password is already set "
+                  "(use --reset-sa-password to change it)", file=sys.stderr)
+        return
+    if not password:
+        raise StatusError(
+            SYSTEM_ERROR,
+            "no sa password: set SYBAR_SA_PASSWORD in the environment for the first start "
+            "(it is stored only as a salted hash)" + (" and rerun with --reset-sa-password" if reset else ""),
+        )
+    server.set_sa_password(password)
+
+
+def serve(args) -> int:
+    from engine.dataserver.server import Dataserver, write_client_files
+
+    home = Home.resolve(args.home).ensure()
+    host, port = parse_listen(args.listen)
+    with home_lock(home):
+        server = Dataserver(home, args.name)
+        take_sa_password(server, args.reset_sa_password)
+        _file_logging(home)
+        return asyncio.run(_serve_forever(server, home, host, port))
+
+
+def _file_logging(home: Home) -> None:
+    handler = logging.FileHandler(home.logs / "serve.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for h in root.handlers:
+        if h is not handler:
+            h.setLevel(logging.WARNING)
+    os.chmod(home.logs / "serve.log", 0o600)
+
+
+async def _serve_forever(server, home: Home, host: str, port: int) -> int:
+    from engine.dataserver.server import write_client_files
+
+    real_host, real_port = await server.start(host, port)
+    write_client_files(home, server.name, real_host, real_port)
+    print(f"sybar serve: dataserver {server.name} listening on {real_host}:{real_port} (home {home.root})",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("sybar serve: stopping", flush=True)
+    await server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

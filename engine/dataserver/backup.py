@@ -1,0 +1,337 @@
+"""dump database / load database: the dataserver's side of the Backup Server.
+
+The statements are parsed by tsql; this module resolves their devices, runs
+the Backup Server's striped dump or verified load in worker threads, and turns
+its progress into the messages isql shows, worded as ASE's Backup Server words
+them (scripts grep for ``DUMP is complete``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.backupserver.devices import FileSink, FileSource
+from engine.backupserver.dump import MAX_STRIPES, dump_database
+from engine.backupserver.load import list_dump, load_database
+from engine.dataserver.errors import ServerError, database_unavailable, no_such_database
+from engine.dataserver.master import FOR_LOAD, LOADING, OFFLINE, ONLINE, open_database
+from engine.dataserver.tsql import DumpDatabase, DumpTransaction, LoadDatabase, LoadTransaction
+from engine.jobs.status import StatusError
+from engine.tds.replies import Done, Info
+
+if TYPE_CHECKING:
+    from engine.dataserver.server import Dataserver
+    from engine.dataserver.session import Session
+
+# Backup Server message numbers as ASE prints them (scripts and DBAs know them).
+MSG_SESSION = "Backup Server session id is: {sid}. Use this value when executing the 'sp_volchanged' system " \
+              "stored procedure after fulfilling any volume change request from the Backup Server."
+PROGRESS_EVERY = 1.0  # seconds between progress lines per stripe (plus every 10 % step)
+ARCHIVE_PREFIX = "sybackup::"
+
+
+class BackupServer:
+    def __init__(self, server: Dataserver):
+        self.server = server
+        self._sessions = iter(range(1, 1 << 30))
+
+    async def run(self, session: Session, stmt) -> AsyncIterator:
+        match stmt:
+            case DumpDatabase():
+                gen = self.dump(session, stmt)
+            case LoadDatabase():
+                gen = self.load(session, stmt)
+            case DumpTransaction() | LoadTransaction():
+                raise ServerError(
+                    4221, 16,
+                    f"{'DUMP' if isinstance(stmt, DumpTransaction) else 'LOAD'} TRANSACTION is not supported by "
+                    "this dataserver yet: use dump database / load database.",
+                )
+        async for r in gen:
+            yield r
+
+    # -- devices ---------------------------------------------------------------
+    def _device_paths(self, session: Session, stmt) -> tuple[list[Path], int | None]:
+        if len(stmt.devices) > MAX_STRIPES:
+            raise ServerError(
+                8009, 16,
+                f"Error encountered by Backup Server: the command names {len(stmt.devices)} stripes and sybar's "
+                f"Backup Server takes at most {MAX_STRIPES} per dump. Use {MAX_STRIPES} or fewer 'stripe on' devices.",
+            )
+        paths: list[Path] = []
+        level = None
+        for dev in stmt.devices:
+            spec = dev.spec
+            if dev.compress_level is not None:
+                level = dev.compress_level
+            if getattr(dev, "is_variable", False) or spec.startswith("@"):
+                value = session.variables.get(spec.lstrip("@"))
+                if not isinstance(value, str) or not value:
+                    raise ServerError(137, 15, f"Must declare variable '{spec}' and set it to a device path.")
+                spec = value
+            elif not (spec.startswith("/") or spec.startswith(".") or ":" in spec) and "/" not in spec:
+                # a bare name is a logical dump device (sp_addumpdevice)
+                phys = self.server.master.device(spec)
+                if phys is None:
+                    raise ServerError(
+                        4214, 16,
+                        f"Dump device '{spec}' is not a known logical device and not a path. Add it with "
+                        f"sp_addumpdevice 'disk', '{spec}', '/path/to/file' or quote a file path.",
+                    )
+                spec = phys
+            if spec.lower().startswith(ARCHIVE_PREFIX):
+                raise ServerError(
+                    8009, 16,
+                    "Error encountered by Backup Server: the sybackup:: archive API is not available on this "
+                    "server yet; dump to file devices.",
+                )
+            path = Path(spec)
+            if not path.is_absolute():
+                path = self.server.home.root / "dumps" / path
+            if path in paths:
+                raise ServerError(
+                    8009, 16, f"Error encountered by Backup Server: stripe device '{path}' is named twice.")
+            paths.append(path)
+        return paths, level
+
+    def _busy(self, name: str, what: str) -> None:
+        if self.server.busy.get(name):
+            raise ServerError(
+                3101, 16,
+                f"Database '{name}' is busy with a {self.server.busy[name]} in another session; try again when it ends.")
+        self.server.busy[name] = what
+
+    # -- dump ------------------------------------------------------------------
+    async def dump(self, session: Session, stmt: DumpDatabase) -> AsyncIterator:
+        name = stmt.database
+        if name.startswith("@"):
+            name = str(session.variables.get(name.lstrip("@")) or name)
+        info = self.server.master.get(name)
+        if info is None:
+            raise no_such_database(name)
+        if info.state != ONLINE:
+            raise database_unavailable(name, info.state)
+        paths, level = self._device_paths(session, stmt)
+        compression = stmt.options.get("compression", level)
+        if compression is not None:
+            compression = _compression_level(compression)
+        sid = next(self._sessions)
+        yield Info(MSG_SESSION.format(sid=sid))
+        for p in paths:
+            yield Info(f"Backup Server: 4.41.1.1: Creating new disk file {p}.")
+        self._busy(name, "dump")
+        try:
+            for p in paths:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            sinks = [FileSink(p) for p in paths]
+            dbpath = self.server.master.db_path(name)
+            work = lambda progress, cancel: dump_database(  # noqa: E731
+                server=self.server.name, database=name, db_path=dbpath, sinks=sinks,
+                compression=compression, progress=progress, cancel=cancel,
+            )
+            async for item in _run_with_progress(work, name, paths, "DUMPED"):
+                if isinstance(item, Info):
+                    yield item
+                else:
+                    result = item
+        except StatusError as e:
+            raise ServerError(8009, 16, f"Error encountered by Backup Server: {e}") from e
+        except OSError as e:
+            raise ServerError(8009, 16, f"Error encountered by Backup Server: {e.strerror}: {e.filename}") from e
+        finally:
+            self.server.busy.pop(name, None)
+        self.server.master.set_dumpdate(name)
+        yield Info("Backup Server: 3.43.1.1: Dump phase number 1 completed.")
+        yield Info("Backup Server: 3.43.1.1: Dump phase number 2 completed.")
+        yield Info("Backup Server: 3.43.1.1: Dump phase number 3 completed.")
+        kb = result.raw_bytes // 1024
+        yield Info(f"Backup Server: 4.188.1.1: Database {name}: {kb} kilobytes (100%) DUMPED.")
+        yield Info(f"Backup Server: 3.42.1.1: DUMP is complete (database {name}).")
+        yield Done()
+
+    # -- load ------------------------------------------------------------------
+    async def load(self, session: Session, stmt: LoadDatabase) -> AsyncIterator:
+        name = stmt.database
+        if name.startswith("@"):
+            name = str(session.variables.get(name.lstrip("@")) or name)
+        paths, _level = self._device_paths(session, stmt)
+        for p in paths:
+            if not p.exists():
+                raise ServerError(
+                    8009, 16,
+                    f"Error encountered by Backup Server: the stripe device '{p}' does not exist. "
+                    f"Check the path; nothing was loaded.",
+                )
+        if stmt.options.get("headeronly") or stmt.options.get("listonly"):
+            async for r in self._list(paths, bool(stmt.options.get("listonly"))):
+                yield r
+            return
+        info = self.server.master.get(name)
+        if info is None:
+            raise no_such_database(name)
+        if name == "master":
+            raise ServerError(3108, 16, "LOAD DATABASE of master is not supported by this dataserver.")
+        if self.server.users_of(name):
+            raise ServerError(
+                3101, 16,
+                f"Database '{name}' is in use. A user with System Administrator (SA) role must have exclusive use "
+                f"of database to run load (sp_who shows who is using it).",
+            )
+        self._busy(name, "load")
+        previous_state = info.state
+        sid = next(self._sessions)
+        target = self.server.master.db_path(name)
+        tmp = target.with_name(f".{name}.load.tmp")
+        try:
+            self.server.master.set_state(name, LOADING)
+            yield Info(MSG_SESSION.format(sid=sid))
+            sources = [FileSource(p) for p in paths]
+            try:
+                work = lambda progress, cancel: load_database(  # noqa: E731
+                    sources=sources, target_tmp=tmp, progress=progress, cancel=cancel,
+                )
+                async for item in _run_with_progress(work, name, paths, "LOADED"):
+                    if isinstance(item, Info):
+                        yield item
+                    else:
+                        result = item
+            finally:
+                for s in sources:
+                    with contextlib.suppress(OSError):
+                        s.close()
+            if info.size_mb and result.page_count * result.page_size > info.size_mb * 2**20:
+                need = -(-result.page_count * result.page_size // 2**20)
+                raise StatusError(
+                    2850, f"data on the dump will not fit into database '{name}' ({info.size_mb} MB): "
+                          f"it needs {need} MB. Create the target at least that large.")
+            await asyncio.to_thread(_replace_database_file, target, tmp)
+        except StatusError as e:
+            self.server.master.set_state(name, previous_state)
+            tmp.unlink(missing_ok=True)
+            raise ServerError(
+                8009, 16, f"Error encountered by Backup Server: {e} Database '{name}' was not changed.") from e
+        except BaseException:
+            self.server.master.set_state(name, previous_state)
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self.server.busy.pop(name, None)
+        self.server.master.set_state(name, OFFLINE)
+        kb = result.page_count * result.page_size // 1024
+        yield Info(f"Backup Server: 4.188.1.1: Database {name}: {kb} kilobytes (100%) LOADED.")
+        yield Info(f"Backup Server: 3.42.1.1: LOAD is complete (database {name}).")
+        yield Info(f"Use the ONLINE DATABASE command to bring this database online; ASE will not bring it "
+                   f"online automatically.")
+        yield Done()
+
+    async def _list(self, paths: list[Path], listonly: bool) -> AsyncIterator:
+        sources = [FileSource(p) for p in paths]
+        try:
+            headers = await asyncio.to_thread(list_dump, sources)
+        except StatusError as e:
+            raise ServerError(8009, 16, f"Error encountered by Backup Server: {e}") from e
+        finally:
+            for s in sources:
+                with contextlib.suppress(OSError):
+                    s.close()
+        for p, h in zip(paths, headers, strict=True):
+            kind = "database" if h.dump_type == "D" else "transaction log"
+            yield Info(
+                f"This is a {kind} dump of database '{h.database}' from server {h.server}, taken {h.created}: "
+                f"stripe {h.stripe + 1} of {h.stripes} on '{p}', dump id {h.dump_id}.")
+            yield Info(
+                f"Database page size is {h.page_size}. Database contains {h.page_count} pages; this stripe holds "
+                f"pages {h.first_page} to {h.first_page + h.stripe_pages - 1}. Compression: "
+                f"{'zstd level ' + str(h.compression) if h.compression else 'none'}.")
+        if listonly:
+            yield Info("All stripes listed; no database was loaded.")
+        yield Done()
+
+
+def _compression_level(value) -> int:
+    try:
+        level = int(value)
+    except (TypeError, ValueError):
+        raise ServerError(102, 15, f"Incorrect syntax near '{value}': compression takes a number 0-9, 100 or 101.") \
+            from None
+    if not (0 <= level <= 9 or level in (100, 101)):
+        raise ServerError(
+            7205, 16, f"Compression level {level} is not valid: use 0 to 9, or the fast levels 100 and 101.")
+    return level
+
+
+async def _run_with_progress(work, database: str, paths: list[Path], verb: str) -> AsyncIterator:
+    """Run a Backup Server call in a thread and yield its progress as Backup Server lines.
+
+    The call's result is yielded last. Cancelling (an attention from the client)
+    sets the call's cancel event and waits for it to clean up.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    cancel = threading.Event()
+    last: dict[int, tuple[float, int]] = {}
+
+    def progress(p) -> None:
+        pct = int(100 * p.bytes_done / p.bytes_total) if p.bytes_total else 100
+        now = time.monotonic()
+        t, step = last.get(p.stripe, (0.0, -1))
+        if pct // 10 != step or now - t >= PROGRESS_EVERY or pct == 100:
+            last[p.stripe] = (now, pct // 10)
+            loop.call_soon_threadsafe(queue.put_nowait, (p, pct))
+
+    future = loop.run_in_executor(None, work, progress, cancel)
+    announced: set[int] = set()
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, future}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                p, pct = getter.result()
+                if p.stripe not in announced:
+                    announced.add(p.stripe)
+                    yield Info(f"Backup Server: 6.28.1.1: Dumpfile name '{database}' section number 1 mounted on "
+                               f"disk file '{paths[p.stripe]}' (stripe {p.stripe + 1} of {p.stripes})")
+                yield Info(f"Backup Server: 4.188.1.1: Database {database}: stripe {p.stripe + 1} of {p.stripes}: "
+                           f"{p.bytes_done // 1024} kilobytes ({pct}%) {verb}.")
+            else:
+                getter.cancel()
+                break
+        result = future.result()
+    except asyncio.CancelledError:
+        cancel.set()
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(future)
+        raise
+    yield result
+
+
+def _replace_database_file(target: Path, loaded: Path) -> None:
+    """Swap the loaded file in for the target, atomically.
+
+    The target's WAL must go first: SQLite would otherwise replay the old
+    database's log over the loaded pages. Checkpointing with TRUNCATE folds it
+    in and empties it; closing the last connection removes it.
+    """
+    con = open_database(target)
+    try:
+        con.execute("pragma wal_checkpoint(truncate)")
+    finally:
+        con.close()
+    for suffix in ("-wal", "-shm"):
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    os.replace(loaded, target)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["BackupServer", "FOR_LOAD"]

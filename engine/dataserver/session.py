@@ -1,0 +1,280 @@
+"""One client session: runs T-SQL batches and answers in ASE's words.
+
+Every statement runs off the event loop (SQLite calls in a worker thread), so
+a long select or a dump in one session never stalls the others. Errors become
+ASE ``Msg`` messages; a failing statement ends that statement, not the batch,
+as ASE does for run-time errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from engine.dataserver import procs, tsql
+from engine.dataserver.errors import ServerError, database_unavailable, from_sqlite, no_such_database
+from engine.dataserver.master import NAME_RE, ONLINE, open_database
+from engine.dataserver.results import INFER_ROWS, convert_row, infer_columns
+from engine.tds.replies import DatabaseChanged, Done, Error, Info, ResultFormat, ResultRow
+
+if TYPE_CHECKING:
+    from engine.dataserver.server import Dataserver
+
+log = logging.getLogger(__name__)
+
+FETCH_ROWS = 500
+
+
+class Session:
+    def __init__(self, server: Dataserver, spid: int, user: str, host: str, app: str):
+        self.server = server
+        self.spid = spid
+        self.user = user
+        self.host = host
+        self.app = app
+        self.database = "master"
+        self.command = "AWAITING COMMAND"
+        self.variables: dict[str, object] = {}
+        self.rowcount = 0
+        self.error = 0
+        self.trancount = 0
+        self.nocount = False
+        self.row_limit = 0
+        self._con: sqlite3.Connection | None = open_database(server.master.db_path("master"), decltypes=True)
+
+    # -- the TDS server's Session protocol ------------------------------------
+    async def execute(self, sql: str) -> AsyncIterator:
+        try:
+            statements = tsql.parse_batch(sql)
+        except tsql.TSQLSyntaxError as e:
+            self.error = e.number
+            yield Error(e.number, 15, e.message, line=e.line)
+            yield Done(error=True)
+            return
+        for stmt in statements:
+            self.command = tsql.statement_kind(stmt).upper()
+            try:
+                async for reply in self._run(stmt):
+                    yield reply
+                self.error = 0
+            except ServerError as e:
+                self.error = e.number
+                yield Error(e.number, e.severity, e.text, state=e.state, line=stmt.line)
+                yield Done(error=True)
+            except sqlite3.Error as e:
+                err = from_sqlite(e)
+                self.error = err.number
+                yield Error(err.number, err.severity, err.text, state=err.state, line=stmt.line)
+                yield Done(error=True)
+            except asyncio.CancelledError:
+                if self._con is not None:
+                    self._con.interrupt()
+                raise
+            finally:
+                self.command = "AWAITING COMMAND"
+
+    async def close(self) -> None:
+        self.server.session_ended(self)
+        con, self._con = self._con, None
+        if con is not None:
+            await asyncio.to_thread(_close_quietly, con)
+
+    # -- statements ------------------------------------------------------------
+    async def _run(self, stmt) -> AsyncIterator:
+        match stmt:
+            case tsql.Sql():
+                async for r in self._run_sql(stmt):
+                    yield r
+            case tsql.Use():
+                yield await self._use(stmt.database)
+                yield Done()
+            case tsql.Print():
+                yield Info(self._format_print(stmt))
+                yield Done()
+            case tsql.SetOption():
+                self._set_option(stmt.name, stmt.value)
+                yield Done()
+            case tsql.Declare():
+                for name, _type in stmt.variables:
+                    self.variables[_var(name)] = None
+                yield Done()
+            case tsql.SelectAssign():
+                await self._assign(stmt.assignments)
+                yield Done()
+            case tsql.Execute():
+                async for r in procs.run(self, stmt):
+                    yield r
+            case tsql.BeginTransaction():
+                if self.trancount == 0:
+                    await self._sql_quiet("begin")
+                self.trancount += 1
+                yield Done()
+            case tsql.CommitTransaction():
+                if self.trancount > 0:
+                    self.trancount -= 1
+                    if self.trancount == 0:
+                        await self._sql_quiet("commit")
+                yield Done()
+            case tsql.RollbackTransaction():
+                if self.trancount > 0:
+                    self.trancount = 0
+                    await self._sql_quiet("rollback")
+                yield Done()
+            case tsql.Checkpoint():
+                await self._sql_quiet("pragma wal_checkpoint(passive)")
+                yield Done()
+            case tsql.Waitfor():
+                await asyncio.sleep(stmt.delay_seconds)
+                yield Done()
+            case tsql.CreateDatabase() | tsql.DropDatabase() | tsql.OnlineDatabase():
+                async for r in self.server.databases.run(self, stmt):
+                    yield r
+            case tsql.DumpDatabase() | tsql.LoadDatabase() | tsql.DumpTransaction() | tsql.LoadTransaction():
+                async for r in self.server.backup.run(self, stmt):
+                    yield r
+            case _:
+                raise ServerError(102, 15, f"Incorrect syntax near '{stmt.text.split()[0]}'.")
+
+    async def _use(self, name: str) -> DatabaseChanged:
+        info = self.server.master.get(name)
+        if info is None:
+            raise no_such_database(name)
+        if info.state != ONLINE:
+            raise database_unavailable(name, info.state)
+        if name == self.database:
+            return DatabaseChanged(name, name)
+        if self.trancount:
+            raise ServerError(226, 16, "USE DATABASE is not allowed in a multi-statement transaction.")
+        con = await asyncio.to_thread(open_database, self.server.master.db_path(name), decltypes=True)
+        old, self._con = self._con, con
+        previous = self.database
+        self.database = name
+        if old is not None:
+            await asyncio.to_thread(_close_quietly, old)
+        return DatabaseChanged(name, previous)
+
+    async def leave_database(self) -> None:
+        """Move this session to master (before its database is dropped or loaded)."""
+        if self.database != "master":
+            await self._use("master")
+
+    async def _sql_quiet(self, sql: str) -> None:
+        await asyncio.to_thread(self._con.execute, sql)
+
+    def parameters(self, names) -> dict:
+        globals_ = {
+            "__version": self.server.version,
+            "__servername": self.server.name,
+            "__spid": self.spid,
+            "__rowcount": self.rowcount,
+            "__error": self.error,
+            "__trancount": self.trancount,
+        }
+        out = {}
+        for name in names:
+            if name in globals_:
+                out[name] = globals_[name]
+            elif name.startswith("v_"):
+                key = name[2:]
+                if key not in self.variables:
+                    raise ServerError(137, 15, f"Must declare variable '@{key}'.")
+                out[name] = self.variables[key]
+            else:
+                raise ServerError(137, 15, f"Must declare variable '{name}'.")
+        return out
+
+    async def _run_sql(self, stmt) -> AsyncIterator:
+        params = self.parameters(stmt.params)
+        limit = self.row_limit
+        cursor, head, more = await asyncio.to_thread(self._start_query, stmt.sqlite, params, limit)
+        if cursor.description is None:
+            self.rowcount = max(cursor.rowcount, 0)
+            yield Done(count=None if self.nocount else self.rowcount)
+            return
+        names = [d[0] for d in cursor.description]
+        columns = infer_columns(names, head, complete=not more)
+        yield ResultFormat(columns)
+        sent = 0
+        for row in head:
+            yield ResultRow(convert_row(columns, row))
+            sent += 1
+        while more:
+            rows = await asyncio.to_thread(cursor.fetchmany, FETCH_ROWS)
+            if limit:
+                rows = rows[: max(limit - sent, 0)]
+            for row in rows:
+                yield ResultRow(convert_row(columns, row))
+            sent += len(rows)
+            more = len(rows) == FETCH_ROWS and not (limit and sent >= limit)
+        self.rowcount = sent
+        yield Done(count=None if self.nocount else sent)
+
+    def _start_query(self, sql: str, params: dict, limit: int):
+        cursor = self._con.execute(sql, params)
+        if cursor.description is None:
+            return cursor, [], False
+        want = INFER_ROWS if not limit else min(limit, INFER_ROWS)
+        head = cursor.fetchmany(want)
+        more = len(head) == want and not (limit and len(head) >= limit)
+        return cursor, head, more
+
+    async def _assign(self, assignments) -> None:
+        names = [name for name, _ in assignments]
+        exprs = ", ".join(expr for _, expr in assignments)
+        params_used = set()
+        for _, expr in assignments:
+            params_used.update(tsql.parameters_in(expr))
+        params = self.parameters(sorted(params_used))
+        row = await asyncio.to_thread(lambda: self._con.execute(f"select {exprs}", params).fetchone())
+        for name, value in zip(names, row or [None] * len(names), strict=True):
+            self.variables[_var(name)] = value
+        self.rowcount = 1
+
+    def _format_print(self, stmt) -> str:
+        def value(arg: str):
+            if arg.startswith("@@"):
+                return self.parameters(["__" + arg[2:].lower()])["__" + arg[2:].lower()]
+            if arg.startswith("@"):
+                if _var(arg) not in self.variables:
+                    raise ServerError(137, 15, f"Must declare variable '{arg}'.")
+                v = self.variables[_var(arg)]
+                return "" if v is None else v
+            return arg
+
+        text = str(value(stmt.message)) if stmt.message.startswith("@") else stmt.message
+        for i, arg in enumerate(stmt.args, start=1):
+            text = text.replace(f"%{i}!", str(value(arg)))
+        return text
+
+    def _set_option(self, name: str, value) -> None:
+        name = name.lower()
+        if name == "nocount":
+            self.nocount = str(value).lower() == "on"
+        elif name == "rowcount":
+            self.row_limit = int(value)
+        # textsize, quoted_identifier, chained, isolation ...: accepted, no effect here
+
+
+def _var(name: str) -> str:
+    return name.lstrip("@")
+
+
+def _close_quietly(con: sqlite3.Connection) -> None:
+    try:
+        if con.in_transaction:
+            con.execute("rollback")
+        con.close()
+    except sqlite3.Error:
+        log.debug("closing a session connection failed", exc_info=True)
+
+
+def valid_database_name(name: str) -> None:
+    if not NAME_RE.match(name):
+        raise ServerError(
+            102, 15,
+            f"'{name}' is not a valid database name: use a letter or underscore, then letters, digits or "
+            "underscores, 30 characters at most.",
+        )
