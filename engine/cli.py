@@ -137,7 +137,7 @@ def take_sa_password(server, reset: bool) -> None:
 
 
 def serve(args) -> int:
-    from engine.dataserver.server import Dataserver, write_client_files
+    from engine.dataserver.server import Dataserver
 
     home = Home.resolve(args.home).ensure()
     host, port = parse_listen(args.listen)

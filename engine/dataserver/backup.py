@@ -227,8 +227,8 @@ class BackupServer:
         kb = result.page_count * result.page_size // 1024
         yield Info(f"Backup Server: 4.188.1.1: Database {name}: {kb} kilobytes (100%) LOADED.")
         yield Info(f"Backup Server: 3.42.1.1: LOAD is complete (database {name}).")
-        yield Info(f"Use the ONLINE DATABASE command to bring this database online; ASE will not bring it "
-                   f"online automatically.")
+        yield Info("Use the ONLINE DATABASE command to bring this database online; ASE will not bring it "
+                   "online automatically.")
         yield Done()
 
     async def _list(self, paths: list[Path], listonly: bool) -> AsyncIterator:

@@ -102,7 +102,7 @@ class Session:
                     self.variables[_var(name)] = None
                 yield Done()
             case tsql.SelectAssign():
-                await self._assign(stmt.assignments)
+                await self._assign(stmt)
                 yield Done()
             case tsql.Execute():
                 async for r in procs.run(self, stmt):
@@ -127,7 +127,7 @@ class Session:
                 await self._sql_quiet("pragma wal_checkpoint(passive)")
                 yield Done()
             case tsql.Waitfor():
-                await asyncio.sleep(stmt.delay_seconds)
+                await asyncio.sleep(self._wait_seconds(stmt))
                 yield Done()
             case tsql.CreateDatabase() | tsql.DropDatabase() | tsql.OnlineDatabase():
                 async for r in self.server.databases.run(self, stmt):
@@ -221,17 +221,21 @@ class Session:
         more = len(head) == want and not (limit and len(head) >= limit)
         return cursor, head, more
 
-    async def _assign(self, assignments) -> None:
-        names = [name for name, _ in assignments]
-        exprs = ", ".join(expr for _, expr in assignments)
-        params_used = set()
-        for _, expr in assignments:
-            params_used.update(tsql.parameters_in(expr))
-        params = self.parameters(sorted(params_used))
-        row = await asyncio.to_thread(lambda: self._con.execute(f"select {exprs}", params).fetchone())
-        for name, value in zip(names, row or [None] * len(names), strict=True):
-            self.variables[_var(name)] = value
-        self.rowcount = 1
+    async def _assign(self, stmt) -> None:
+        """select @a = expr ...: ASE assigns from the last row, and leaves the variables alone on none."""
+        params = self.parameters(stmt.params)
+
+        def last_row():
+            row = None
+            for row in self._con.execute(stmt.sqlite, params):  # noqa: B007 - keep the last
+                pass
+            return row
+
+        row = await asyncio.to_thread(last_row)
+        if row is not None:
+            for (name, _expr), value in zip(stmt.assignments, row, strict=True):
+                self.variables[_var(name)] = value
+        self.rowcount = 1 if row is not None else 0
 
     def _format_print(self, stmt) -> str:
         def value(arg: str):
@@ -248,6 +252,15 @@ class Session:
         for i, arg in enumerate(stmt.args, start=1):
             text = text.replace(f"%{i}!", str(value(arg)))
         return text
+
+    def _wait_seconds(self, stmt) -> float:
+        if stmt.delay_seconds is not None:
+            return stmt.delay_seconds
+        if stmt.variable:
+            value = self.variables.get(_var(stmt.variable))
+            h, m, sec = (str(value or "0:0:0").split(":") + ["0", "0"])[:3]
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        raise ServerError(4221, 16, "waitfor time is not supported by this dataserver; use waitfor delay.")
 
     def _set_option(self, name: str, value) -> None:
         name = name.lower()

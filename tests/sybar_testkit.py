@@ -1,0 +1,116 @@
+"""Test kit: a real `sybar serve` on a free port, real clients to drive it, file-level checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SA_PASSWORD = "Test-sa-Pa55word"
+
+
+def _bin(name: str) -> str:
+    found = shutil.which(name) or str(Path(sys.executable).with_name(name))
+    return found
+
+
+@dataclass
+class Served:
+    home: Path
+    host: str
+    port: int
+    proc: subprocess.Popen
+    password: str = SA_PASSWORD
+
+    @property
+    def env(self) -> dict:
+        return dict(os.environ, FREETDSCONF=str(self.home / "freetds.conf"), SYBAR_HOME=str(self.home))
+
+    def db_file(self, name: str) -> Path:
+        return self.home / "data" / f"{name}.db"
+
+    def fisql(self, sql: str, *, password: str | None = None, timeout: float = 120,
+              extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """Run FreeTDS fisql with `sql` on stdin; output is text (stdout+stderr)."""
+        return subprocess.run(
+            ["fisql", "-S", "SYBAR", "-U", "sa", "-P", password or self.password, *extra],
+            input=sql, text=True, capture_output=True, env=self.env, timeout=timeout,
+        )
+
+    def tsql(self, sql: str, *, password: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["tsql", "-S", "SYBAR", "-U", "sa", "-P", password or self.password],
+            input=sql, text=True, capture_output=True, env=self.env, timeout=timeout,
+        )
+
+    def isql(self, args: list[str], sql: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [_bin("sybar-isql"), *args], input=sql, text=True, capture_output=True, env=self.env, timeout=timeout,
+        )
+
+
+def start_serve(home: Path, *, password: str | None = SA_PASSWORD, extra: tuple[str, ...] = (),
+                wait: bool = True) -> Served | subprocess.Popen:
+    env = dict(os.environ)
+    env.pop("SYBAR_SA_PASSWORD", None)
+    if password is not None:
+        env["SYBAR_SA_PASSWORD"] = password
+    proc = subprocess.Popen(
+        [_bin("sybar"), "serve", "--home", str(home), "--listen", "127.0.0.1:0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    if not wait:
+        return proc
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(r"listening on (\S+):(\d+)", line)
+        if m:
+            return Served(home, m.group(1), int(m.group(2)), proc, password or SA_PASSWORD)
+    proc.kill()
+    out, err = proc.communicate()
+    raise AssertionError(f"sybar serve did not start: {out} {err}")
+
+
+def stop_serve(served: Served) -> None:
+    if served.proc.poll() is None:
+        served.proc.send_signal(signal.SIGTERM)
+        try:
+            served.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            served.proc.kill()
+            served.proc.wait()
+
+
+def table_digest(path: Path, table: str, where: str = "") -> tuple[int, str]:
+    """Row count and a content hash of one table, read straight from a database file."""
+    import hashlib
+
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        h = hashlib.sha256()
+        n = 0
+        for row in con.execute(f"select * from {table} {where} order by 1"):
+            h.update(repr(row).encode())
+            n += 1
+        return n, h.hexdigest()
+    finally:
+        con.close()
+
+
+def integrity(path: Path) -> str:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return con.execute("pragma integrity_check").fetchone()[0]
+    finally:
+        con.close()
