@@ -56,6 +56,22 @@ class Served:
             [_bin("sybar-isql"), *args], input=sql, text=True, capture_output=True, env=self.env, timeout=timeout,
         )
 
+    def sybar_isql(self, sql: str, *, password: str | None = None, timeout: float = 120,
+                   extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """Our isql with `sql` on stdin; without a password it takes sa's from the OS keyring."""
+        pw = ("-P", password) if password else ()
+        return self.isql(["-Usa", "-SSYBAR", "-w", "250", *pw, *extra], sql, timeout=timeout)
+
+    def run(self, client: str, sql: str, **kw) -> subprocess.CompletedProcess:
+        return self.fisql(sql, **kw) if client == "fisql" else self.sybar_isql(sql, **kw)
+
+
+def keep_sa_password_in_keyring(password: str = SA_PASSWORD) -> None:
+    """`sybar password set SYBAR sa`, the password on stdin as a DBA's script would pipe it."""
+    r = subprocess.run([_bin("sybar"), "password", "set", "SYBAR", "sa"], input=password + "\n", text=True,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
 
 def start_serve(home: Path, *, password: str | None = SA_PASSWORD, extra: tuple[str, ...] = (),
                 wait: bool = True) -> Served | subprocess.Popen:

@@ -1,4 +1,4 @@
-"""The dataserver driven by real FreeTDS clients (fisql, tsql) over TDS 5.0."""
+"""The dataserver driven by real clients over TDS 5.0: FreeTDS fisql and tsql, and sybar isql."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def test_login_ok_and_failed_with_tsql(served):
     assert "Login failed" in bad.stdout + bad.stderr
 
 
-def test_create_insert_select_typed_columns_and_nulls(served):
-    r = served.fisql(
-        "create database typedb\ngo\nuse typedb\ngo\n"
+def test_create_insert_select_typed_columns_and_nulls(served, client):
+    r = client(
+        f"create database typedb_{client.tag}\ngo\nuse typedb_{client.tag}\ngo\n"
         "create table t (id int not null, name varchar(20) null, price float null, born datetime null)\ngo\n"
         "insert into t values (1, 'alpha', 1.5, '2024-02-29 13:45:10')\n"
         "insert into t values (2, NULL, NULL, NULL)\n"
@@ -49,8 +49,8 @@ def test_tsql_sees_same_rows(served):
     assert "42" in r.stdout and "forty-two" in r.stdout, r.stdout + r.stderr
 
 
-def test_errors_are_msg_lines(served):
-    r = served.fisql("select * from no_such_table\ngo\nselect a from where\ngo\nselec 1\ngo\n")
+def test_errors_are_msg_lines(served, client):
+    r = client("select * from no_such_table\ngo\nselect a from where\ngo\nselec 1\ngo\n")
     out = r.stdout + r.stderr
     assert re.search(r"Msg 208, Level 16, State \d+", out), out
     assert "no_such_table not found" in out
@@ -58,23 +58,24 @@ def test_errors_are_msg_lines(served):
     assert "Stored procedure 'selec' not found" in out  # a bare word starting a batch is a procedure call
 
 
-def test_print_is_plain_text(served):
-    r = served.fisql("print 'hello from the dataserver'\ngo\n")
+def test_print_is_plain_text(served, client):
+    r = client("print 'hello from the dataserver'\ngo\n")
     assert "hello from the dataserver" in r.stdout + r.stderr
     assert "Msg" not in r.stdout
 
 
-def test_sp_helpdb_lists_databases_and_status(served):
-    served.fisql("create database helpdb1\ngo\ncreate database helpdb2 for load\ngo\n")
-    r = served.fisql("sp_helpdb\ngo\nsp_helpdb helpdb2\ngo\n")
+def test_sp_helpdb_lists_databases_and_status(served, client):
+    t = client.tag
+    client(f"create database helpdb1_{t}\ngo\ncreate database helpdb2_{t} for load\ngo\n")
+    r = client(f"sp_helpdb\ngo\nsp_helpdb helpdb2_{t}\ngo\n")
     out = r.stdout
-    assert "master" in out and "helpdb1" in out
+    assert "master" in out and f"helpdb1_{t}" in out
     assert "for load" in out
     assert "no options set" in out
 
 
-def test_unknown_database_and_duplicate_create(served):
-    r = served.fisql("use nowhere\ngo\ncreate database dupdb\ngo\ncreate database dupdb\ngo\n")
+def test_unknown_database_and_duplicate_create(served, client):
+    r = client(f"use nowhere\ngo\ncreate database dupdb_{client.tag}\ngo\ncreate database dupdb_{client.tag}\ngo\n")
     out = r.stdout + r.stderr
     assert "Msg 911" in out
     assert "Msg 1801" in out and "already exists" in out
@@ -95,14 +96,23 @@ def test_many_concurrent_sessions(served):
     assert re.search(r"\b24\b", final), final
 
 
-def test_striped_dump_during_inserts_loads_exact_snapshot(served, tmp_path):
-    """4 stripes, another session inserting throughout; the load holds exactly a committed prefix."""
+def test_login_with_sybar_isql_keyring_and_wrong_password(served, sa_in_keyring):
+    ok = served.sybar_isql("select @@servername\ngo\n")  # no -P: the keyring has it
+    assert "SYBAR" in ok.stdout and ok.returncode == 0, ok.stdout + ok.stderr
+    bad = served.sybar_isql("select 1\ngo\n", password="wrong-password")
+    assert "Login failed" in bad.stdout + bad.stderr
+    assert bad.returncode != 0
+
+
+def test_striped_dump_during_inserts_loads_exact_snapshot(served, client, tmp_path):
+    """4 stripes, another session (tsql) inserting throughout; the load holds exactly a committed prefix."""
     import subprocess
     import threading
     import time
 
-    served.fisql(
-        "create database busydb\ngo\nuse busydb\ngo\n"
+    db, copy_db = f"busydb_{client.tag}", f"busycopy_{client.tag}"
+    client(
+        f"create database {db}\ngo\nuse {db}\ngo\n"
         "create table orders(id int primary key, note varchar(200), amount float)\ngo\n"
         "create table audit(id int primary key, what varchar(20))\ngo\n"
     )
@@ -110,14 +120,14 @@ def test_striped_dump_during_inserts_loads_exact_snapshot(served, tmp_path):
         f"insert into orders values ({i}, 'bulk row {i} ' || '{'x' * 150}', {i} * 1.25)\n"
         for i in range(1, 2001)
     )
-    served.fisql("use busydb\ngo\n" + bulk + "go\n")
+    assert "Msg" not in client(f"use {db}\ngo\n" + bulk + "go\n").stdout
 
     stop = threading.Event()
     inserter = subprocess.Popen(
         ["tsql", "-S", "SYBAR", "-U", "sa", "-P", served.password],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=served.env,
     )
-    inserter.stdin.write("use busydb\ngo\n")
+    inserter.stdin.write(f"use {db}\ngo\n")
 
     def feed():
         i = 100000
@@ -136,9 +146,9 @@ def test_striped_dump_during_inserts_loads_exact_snapshot(served, tmp_path):
     time.sleep(1.0)
     stripes = [tmp_path / f"busy.s{i}" for i in range(4)]
     devices = f'to "{stripes[0]}" ' + " ".join(f'stripe on "{p}"' for p in stripes[1:])
-    before = table_digest(served.db_file("busydb"), "audit")[0]
-    dump = served.fisql(f"dump database busydb {devices}\ngo\n")
-    after = table_digest(served.db_file("busydb"), "audit")[0]
+    before = table_digest(served.db_file(db), "audit")[0]
+    dump = client(f"dump database {db} {devices} with compression = 101\ngo\n")
+    after = table_digest(served.db_file(db), "audit")[0]
     time.sleep(0.5)
     stop.set()
     feeder.join()
@@ -146,31 +156,31 @@ def test_striped_dump_during_inserts_loads_exact_snapshot(served, tmp_path):
     inserter.stdin.close()
     inserter.wait(timeout=30)
     out = dump.stdout + dump.stderr
-    assert "DUMP is complete (database busydb)" in out, out
+    assert f"DUMP is complete (database {db})" in out, out
     assert "Msg" not in out, out
     assert re.search(r"stripe 4 of 4", out), out
     assert all(p.stat().st_size > 0 for p in stripes)
 
-    load = served.fisql(
-        "create database busydb_copy for load\ngo\n"
-        f"load database busydb_copy from \"{stripes[0]}\" "
+    load = client(
+        f"create database {copy_db} for load\ngo\n"
+        f"load database {copy_db} from \"{stripes[0]}\" "
         + " ".join(f'stripe on "{p}"' for p in stripes[1:]) + "\ngo\n"
-        "online database busydb_copy\ngo\n"
+        f"online database {copy_db}\ngo\n"
     )
     lout = load.stdout + load.stderr
-    assert "LOAD is complete (database busydb_copy)" in lout, lout
+    assert f"LOAD is complete (database {copy_db})" in lout, lout
     assert "Msg" not in lout, lout
 
-    copy = served.db_file("busydb_copy")
+    copy = served.db_file(copy_db)
     assert integrity(copy) == "ok"
     n_audit, _ = table_digest(copy, "audit")
     # the snapshot is a committed prefix taken during the dump
     assert before <= n_audit <= after, (before, n_audit, after)
-    final = table_digest(served.db_file("busydb"), "audit")[0]
+    final = table_digest(served.db_file(db), "audit")[0]
     assert n_audit < final, "the inserter kept writing after the snapshot"
     # exactly the committed rows: both tables agree, and match the source's first rows
     max_id = 100000 + n_audit
-    assert table_digest(copy, "orders") == table_digest(served.db_file("busydb"), "orders", f"where id <= {max_id}")
-    assert table_digest(copy, "audit") == table_digest(served.db_file("busydb"), "audit", f"where id <= {max_id}")
-    sel = served.fisql("use busydb_copy\ngo\nselect count(*) from audit\ngo\n")
+    assert table_digest(copy, "orders") == table_digest(served.db_file(db), "orders", f"where id <= {max_id}")
+    assert table_digest(copy, "audit") == table_digest(served.db_file(db), "audit", f"where id <= {max_id}")
+    sel = client(f"use {copy_db}\ngo\nselect count(*) from audit\ngo\n")
     assert re.search(rf"\b{n_audit}\b", sel.stdout), sel.stdout

@@ -9,8 +9,22 @@ import pytest
 from sybar_testkit import table_digest
 
 
-def _file_state(path) -> dict:
+def _quiet(served, name: str = "lf_tgt") -> None:
+    """Wait until no session uses the database: a client's exit precedes the server closing its session."""
+    import time
+
+    for _ in range(100):
+        who = served.fisql("sp_who\ngo\n").stdout
+        if name not in who:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"sessions still in {name}: {who}")
+
+
+def _file_state(path, served=None) -> dict:
     """The database file's bytes and its WAL's (an absent WAL is an empty one: SQLite deletes it on close)."""
+    if served is not None:
+        _quiet(served)
     out = {}
     for suffix in ("", "-wal"):
         p = path.with_name(path.name + suffix)
@@ -64,7 +78,7 @@ def _corrupt(src, dst, offset_fraction: float) -> None:
 @pytest.mark.parametrize("where", [0.0, 0.01, 0.3, 0.5, 0.9, 0.999])
 @pytest.mark.parametrize("dump", ["a", "b"])
 def test_corrupted_byte_in_a_stripe(served, dumps, where, dump):
-    before = _file_state(served.db_file("lf_tgt"))
+    before = _file_state(served.db_file("lf_tgt"), served)
     stripes = list(dumps[dump])
     bad = dumps["dir"] / f"corrupt-{dump}-{where}"
     _corrupt(stripes[1], bad, where)
@@ -75,20 +89,20 @@ def test_corrupted_byte_in_a_stripe(served, dumps, where, dump):
 
 
 def test_missing_stripe(served, dumps):
-    before = _file_state(served.db_file("lf_tgt"))
+    before = _file_state(served.db_file("lf_tgt"), served)
     out = _load(served, dumps["a"][:2])
     _assert_untouched(served, before, out)
 
 
 def test_stripe_of_another_dump(served, dumps):
-    before = _file_state(served.db_file("lf_tgt"))
+    before = _file_state(served.db_file("lf_tgt"), served)
     out = _load(served, [dumps["a"][0], dumps["a"][1], dumps["b"][2]])
     _assert_untouched(served, before, out)
     assert str(dumps["b"][2]) in out or "another dump" in out or "different dump" in out
 
 
 def test_duplicated_stripe(served, dumps):
-    before = _file_state(served.db_file("lf_tgt"))
+    before = _file_state(served.db_file("lf_tgt"), served)
     dup = dumps["dir"] / "dup.s1"
     shutil.copyfile(dumps["a"][1], dup)
     out = _load(served, [dumps["a"][0], dumps["a"][1], dup])
@@ -96,7 +110,7 @@ def test_duplicated_stripe(served, dumps):
 
 
 def test_truncated_stripe(served, dumps):
-    before = _file_state(served.db_file("lf_tgt"))
+    before = _file_state(served.db_file("lf_tgt"), served)
     cut = dumps["dir"] / "cut.s2"
     data = dumps["a"][2].read_bytes()
     cut.write_bytes(data[: len(data) // 2])
@@ -126,7 +140,7 @@ def test_more_than_32_stripes_refused(served, tmp_path):
 
 
 def test_headeronly_lists_without_loading(served, dumps):
-    before = _file_state(served.db_file("lf_tgt"))
+    before = _file_state(served.db_file("lf_tgt"), served)
     devs = f'from "{dumps["a"][0]}" ' + " ".join(f'stripe on "{p}"' for p in dumps["a"][1:])
     out = served.fisql(f"load database lf_tgt {devs} with headeronly\ngo\n").stdout
     assert "lf_src" in out and "stripe 1 of 3" in out, out

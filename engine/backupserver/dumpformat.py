@@ -21,7 +21,7 @@ Byte layout (all integers big-endian)::
                 raw_len    u32        4  pages * page_size, <= MAX_RAW_BLOCK
                 stored_len u32        4  raw_len for codec 0
                 first_page u64        8  0-based page index (SQLite page number - 1)
-                stored_h   u64        8  xxh3_64 of the stored bytes
+                stored_h   u64        8  xxh3_64 of the stored bytes (= raw_h for codec 0)
                 raw_h      u64        8  xxh3_64 of the raw bytes (the pages)
                 hdr_check  u32        4  xxh32 of the 44 bytes above
                 stored     stored_len    the pages, zstd-compressed when codec 1
@@ -255,7 +255,7 @@ class StripeTrailer:
     blocks: int
     pages: int
     raw_bytes: int
-    stored_bytes: int
+    stored_bytes: int  # header + block frames of this stripe (the trailer itself excluded)
     stripe_digest: str  # xxh3_128 hex
     dump_digest: str  # xxh3_128 hex
 
@@ -309,6 +309,28 @@ def dump_digest(blocks: list[tuple[int, int]]) -> str:
 # encoding
 
 
+def make_compressor(level: int) -> zstandard.ZstdCompressor:
+    """A zstd compressor for independent ~1 MiB blocks.
+
+    Above level 3 zstd's default hash and chain tables (up to 2^21 entries,
+    ~12 MB per context at level 9) buy nothing for a 1 MiB block, so they are
+    capped at 2^18: the same ratio, faster, and memory stays
+    O(stripes x block size) at every level.
+    """
+    if level <= 3:
+        return zstandard.ZstdCompressor(level=level, write_content_size=True)
+    p = zstandard.ZstdCompressionParameters.from_level(level, source_size=BLOCK_TARGET)
+    params = zstandard.ZstdCompressionParameters.from_level(
+        level,
+        source_size=BLOCK_TARGET,
+        window_log=min(p.window_log, 20),
+        hash_log=min(p.hash_log, 18),
+        chain_log=min(p.chain_log, 18),
+        write_content_size=1,
+    )
+    return zstandard.ZstdCompressor(compression_params=params)
+
+
 def encode_header(header: StripeHeader) -> bytes:
     header.validate("stripe header to write")
     body = header.to_json()
@@ -344,7 +366,7 @@ class StripeEncoder:
         header.validate("stripe header to write")
         self.h = header
         level = None if header.compression is None else header.compression.get("zstd_level")
-        self._cctx = None if level is None else zstandard.ZstdCompressor(level=level, write_content_size=True)
+        self._cctx = None if level is None else make_compressor(level)
         self.block_hashes: list[tuple[int, int]] = []
         self.raw_bytes = 0
         self.stored_bytes = 0
@@ -449,7 +471,7 @@ class StripeDecoder:
         self._pos = 0  # bytes of _buf already consumed
         self._off = 0  # stream offset of _buf[_pos]
         self._state = _S_HEADER
-        self._dctx = zstandard.ZstdDecompressor()
+        self._dctx = zstandard.ZstdDecompressor(max_window_size=MAX_RAW_BLOCK)
         self._next_page = 0
         self._verify_only = verify_only
 

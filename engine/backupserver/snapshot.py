@@ -53,7 +53,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.jobs.status import SNAPSHOT_ERROR, StatusError
@@ -78,7 +78,6 @@ class Snapshot:
     resumed_at: float = 0.0
     attempts: int = 1
     wal_mode: bool = True
-    notes: list[str] = field(default_factory=list)
 
     @property
     def size(self) -> int:

@@ -541,6 +541,7 @@ class _Parser:
         self.pos = 0
         self.blocks = 0
         self.first = True
+        self.error_index = -1  # the token the last syntax error was near (recovery resumes there)
 
     # -- helpers -----------------------------------------------------------------------------------
     def peek(self, k: int = 0) -> Token | None:
@@ -559,6 +560,7 @@ class _Parser:
             tok = self.t[self.pos - 1] if 0 < self.pos <= self.n else (self.t[-1] if self.t else None)
         if tok is None:
             return TSQLSyntaxError(message or "Incorrect syntax.", self.off + 1, number=number or 102)
+        self.error_index = max(self.error_index, tok.index)
         near = tok.text if len(tok.text) <= 255 else tok.text[:255]
         if message is None:
             if tok.kind == WORD and tok.lower in RESERVED:
@@ -622,6 +624,7 @@ class _Parser:
                 self.pos += 1
                 continue
             start = self.pos
+            self.error_index = -1
             try:
                 self.statement()
             except TSQLSyntaxError as e:
@@ -634,7 +637,8 @@ class _Parser:
             raise self.error(None)
 
     def resync(self, start: int) -> None:
-        i = start + 1
+        """After a syntax error (recovery mode): on to the next statement keyword from the error on."""
+        i = max(start + 1, self.error_index)
         while i < self.n and not (self.t[i].kind == WORD and self.t[i].lower in _STARTS
                                   and self.t[i].lower not in ("end", "else")):
             i += 1

@@ -85,7 +85,7 @@ _SHELL_SIMPLE = re.compile(r"\$(?:\w+|[0-9#?@*$!-])")
 
 
 class Token:
-    __slots__ = ("kind", "text", "value", "start", "end", "line", "lower")
+    __slots__ = ("kind", "text", "value", "start", "end", "line", "lower", "index")
 
     def __init__(self, kind: str, text: str, value: str, start: int, end: int, line: int):
         self.kind = kind
@@ -95,6 +95,7 @@ class Token:
         self.end = end
         self.line = line  # 1-based, relative to the text given to tokenize()
         self.lower = text.lower() if kind == WORD else ""
+        self.index = -1  # position in the token list, set by tokenize()
 
     def is_word(self, *words: str) -> bool:
         return self.kind == WORD and self.lower in words
@@ -165,7 +166,7 @@ def _shell_piece_end(src: str, i: int) -> int:
     if nxt in ("{", "("):
         closer = "}" if nxt == "{" else ")"
         depth = 0
-        for k in range(i + 1, min(len(src), i + 1 + 4096)):
+        for k in range(i + 1, min(len(src), i + 1 + 256)):
             ch = src[k]
             if ch == "\n":
                 return -1
@@ -196,7 +197,7 @@ def tokenize(src: str, *, shell: bool = False, recover: bool = False) -> tuple[l
 
     def fail(err: TSQLSyntaxError) -> tuple[list[Token], TSQLSyntaxError | None]:
         if recover:
-            return tokens, err
+            return _indexed(tokens), err
         raise err
 
     while i < n:
@@ -287,7 +288,13 @@ def tokenize(src: str, *, shell: bool = False, recover: bool = False) -> tuple[l
             continue
         append(Token(OP, c, c, i, i + 1, line))
         i += 1
-    return tokens, None
+    return _indexed(tokens), None
+
+
+def _indexed(tokens: list[Token]) -> list[Token]:
+    for k, tok in enumerate(tokens):
+        tok.index = k
+    return tokens
 
 
 def _shell_word_end(src: str, i: int) -> int:
@@ -301,7 +308,7 @@ def _shell_word_end(src: str, i: int) -> int:
             if k < 0:
                 break
             j = k
-        elif c.isalnum() or c in "_#@.-/":
+        elif c.isalnum() or c in "_#@":
             j += 1
         else:
             break

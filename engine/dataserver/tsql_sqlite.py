@@ -112,6 +112,8 @@ _REAL_TYPES = frozenset(("float", "real", "double"))
 _BLOB_TYPES = frozenset(("binary", "varbinary", "image"))
 
 MAX_NESTING = 64
+_SQL_OPERATORS = frozenset(("(", ")", ",", ".", "=", "<", ">", "+", "-", "*", "/", "%", "&", "|", "^", "~",
+                            "<>", "!=", "<=", ">=", "!<", "!>", "||"))
 _SAFE_PARAM = re.compile(r"[^\w]")
 _PLAIN_NAME = re.compile(r"[^\W\d]\w*")
 _COLUMN_MODIFIERS = frozenset((
@@ -176,6 +178,8 @@ class Translator:
         for i, tok in enumerate(toks):
             self.enclosing[i] = stack[-1] if stack else -1
             if tok.kind == OP:
+                if tok.text not in _SQL_OPERATORS:  # `$x`, `?`, `:x` would be SQLite parameters
+                    raise error(tok)
                 if tok.text == "(":
                     stack.append(i)
                     if len(stack) > MAX_NESTING:
@@ -374,8 +378,9 @@ class Translator:
     def prepare_selects(self) -> None:
         """``top N`` -> ``limit N``; hints dropped (every select in the statement)."""
         t = self.t
+        dropped_to = -1
         for i, tok in enumerate(t):
-            if tok.kind != WORD:
+            if tok.kind != WORD or i < dropped_to:
                 continue
             lw = tok.lower
             if lw == "select":
@@ -402,6 +407,7 @@ class Translator:
                         self.skip.update((i, i + 1, i + 2))
                 else:
                     self.skip.update(range(i, depth_end))
+                    dropped_to = depth_end
 
     def select_into(self) -> bool:
         """``select ... into t from ...`` (statement level): rewrite, True if found."""

@@ -288,7 +288,13 @@ def test_list_dump_and_verify(tmp_path, db):
     headers = list_dump(sources(paths))
     assert [h.stripe for h in headers] == [0, 1, 2]
     h = headers[0]
-    assert (h.server, h.database, h.dump_type, h.dump_id, h.stripes) == ("SYBASE1", "sales", "D", res.dump_id, 3)
+    assert (h.server, h.database, h.dump_type, h.dump_id, h.stripes) == (
+        "SYBASE1",
+        "sales",
+        "D",
+        res.dump_id,
+        3,
+    )
     assert h.compression == {"codec": "zstd", "level": 101, "zstd_level": 1}
     assert h.page_size == res.page_size and h.page_count == res.page_count
     vr = verify_dump(sources(paths))
@@ -337,7 +343,9 @@ def test_bad_compression_level_is_refused(tmp_path, db):
     folder = tmp_path / "d"
     folder.mkdir()
     with pytest.raises(StatusError, match="compression level 10") as ei:
-        dump_database(server="S", database="sales", db_path=db, sinks=file_sinks([folder / "s"]), compression=10)
+        dump_database(
+            server="S", database="sales", db_path=db, sinks=file_sinks([folder / "s"]), compression=10
+        )
     assert ei.value.status == BACKUP_FAILED
     assert leftovers(folder) == []
 
@@ -379,7 +387,12 @@ def test_cancel_before_start(tmp_path, db):
     cancel.set()
     with pytest.raises(StatusError) as ei:
         dump_database(
-            server="S", database="sales", db_path=db, sinks=file_sinks([folder / "s"]), compression=1, cancel=cancel
+            server="S",
+            database="sales",
+            db_path=db,
+            sinks=file_sinks([folder / "s"]),
+            compression=1,
+            cancel=cancel,
         )
     assert ei.value.status == TERMINATED_BY_ADMIN
     assert leftovers(folder) == []
@@ -495,7 +508,11 @@ def test_dump_of_a_missing_database(tmp_path):
     folder.mkdir()
     with pytest.raises(StatusError) as ei:
         dump_database(
-            server="S", database="x", db_path=tmp_path / "x.db", sinks=file_sinks([folder / "s"]), compression=None
+            server="S",
+            database="x",
+            db_path=tmp_path / "x.db",
+            sinks=file_sinks([folder / "s"]),
+            compression=None,
         )
     assert ei.value.status == SNAPSHOT_ERROR
     assert leftovers(folder) == []

@@ -182,7 +182,9 @@ def test_messages_name_block_and_offset(sample):
     _h, _data, blob = sample
     b0 = blob.index(b"SBLK")
     b1 = blob.index(b"SBLK", b0 + 1)
-    with pytest.raises(DumpFormatError, match=rf"checksum mismatch in block 1 \(pages 3-5\).* at byte offset {b1}"):
+    with pytest.raises(
+        DumpFormatError, match=rf"checksum mismatch in block 1 \(pages 3-5\).* at byte offset {b1}"
+    ):
         decode(flip(blob, b1 + 100))
     with pytest.raises(DumpFormatError, match="checksum mismatch in the header of block 1"):
         decode(flip(blob, b1 + 20))

@@ -779,6 +779,6 @@ class TestFindBackupStatements:
         assert errors and errors[0].number == 105
 
     def test_shell_words(self):
-        found = find_backup_statements('dump database ${DB}_test to "$DIR/${DB}.dmp" stripe on `pwd`/x\n', shell=True)
+        found = find_backup_statements('dump database ${DB}_test to "$DIR/${DB}.dmp" stripe on "`pwd`/x"\n', shell=True)
         assert found[0].database == "${DB}_test"
         assert [d.spec for d in found[0].devices] == ["$DIR/${DB}.dmp", "`pwd`/x"]

@@ -128,7 +128,7 @@ def test_ssl_entry_refused(tmp_path):
 
 
 def test_reads_what_the_dataserver_writes(tmp_path):
-    server = pytest.importorskip("engine.dataserver.server")
+    from engine.dataserver import server
     from engine.home import Home
 
     home = Home.resolve(tmp_path / "h")

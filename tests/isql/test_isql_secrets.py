@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import uuid
 
@@ -202,10 +201,10 @@ def test_real_secret_service(use_keyring):
         assert secrets.get_password(server, "sa") is None
         assert secrets.password_set_command(server, "sa", stdin=io.StringIO(SECRET + "\n")) == 0
         assert secrets.get_password(server, "sa") == SECRET
-        if shutil.which("secret-tool"):  # the same entry, as the desktop sees it
-            found = subprocess.run(["secret-tool", "lookup", "service", f"sybar:{server}", "username", "sa"],
-                                   capture_output=True, text=True, timeout=30)
-            assert found.stdout.strip() == SECRET
+        # the same entry, as the desktop sees it (secret-tool: Debian libsecret-tools, installed by tools/setup)
+        found = subprocess.run(["secret-tool", "lookup", "service", f"sybar:{server}", "username", "sa"],
+                               capture_output=True, text=True, timeout=30)
+        assert found.stdout.strip() == SECRET
         secrets.set_password(server, "sa", SECRET + "2")
         assert secrets.get_password(server, "sa") == SECRET + "2"
     finally:

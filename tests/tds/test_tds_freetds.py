@@ -16,8 +16,12 @@ import pytest
 
 pytestmark = pytest.mark.timeout(120)
 
-needs_fisql = pytest.mark.skipif(shutil.which("fisql") is None, reason="fisql (freetds-bin) not installed")
-needs_tsql = pytest.mark.skipif(shutil.which("tsql") is None, reason="tsql (freetds-bin) not installed")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _freetds_installed():
+    # tools/setup installs freetds-bin; a missing peer is a failure, never a skip
+    assert shutil.which("fisql") and shutil.which("tsql"), "install Debian freetds-bin (tools/setup does)"
 
 
 def run(args, conf, stdin: str) -> subprocess.CompletedProcess:
@@ -34,7 +38,6 @@ def tsql(conf, stdin: str, password: str = "pw", server: str = "SYBAR"):
     return run(["tsql", "-S", server, "-U", "sa", "-P", password], conf, stdin)
 
 
-@needs_fisql
 def test_fisql_typed_rows_and_nulls(freetds_conf):
     res = fisql(freetds_conf, "select * from t\ngo\n")
     assert res.returncode == 0, res.stderr
@@ -51,7 +54,6 @@ def test_fisql_typed_rows_and_nulls(freetds_conf):
     assert "(3 rows affected)" in res.stdout
 
 
-@needs_fisql
 def test_fisql_messages_errors_and_several_batches(freetds_conf):
     script = "print hello from sybar\ngo\nfail\ngo\nmulti\ngo\nprint last batch\ngo\n"
     res = fisql(freetds_conf, script)
@@ -70,7 +72,6 @@ def test_fisql_messages_errors_and_several_batches(freetds_conf):
     assert res.returncode == 1  # the first DONE of the "fail" batch had the error bit
 
 
-@needs_fisql
 def test_fisql_internal_error_and_empty_batch(freetds_conf):
     res = fisql(freetds_conf, "boom\ngo\n\ngo\nprint survived\ngo\n")
     assert "about to fail" in res.stdout
@@ -80,7 +81,6 @@ def test_fisql_internal_error_and_empty_batch(freetds_conf):
     assert "survived" in res.stdout
 
 
-@needs_fisql
 def test_fisql_login_failed(freetds_conf):
     res = fisql(freetds_conf, "print never\ngo\n", password="wrong")
     both = res.stdout + res.stderr
@@ -90,7 +90,6 @@ def test_fisql_login_failed(freetds_conf):
     assert res.returncode != 0
 
 
-@needs_fisql
 def test_fisql_big_packets_many_rows_long_values(freetds_conf):
     res = fisql(freetds_conf, "many\ngo\nlong\ngo\n", "-A", "4096")
     assert res.returncode == 0, res.stderr
@@ -100,13 +99,11 @@ def test_fisql_big_packets_many_rows_long_values(freetds_conf):
     assert "(2 rows affected)" in res.stdout
 
 
-@needs_fisql
 def test_fisql_tds_version_auto_retries_after_prelogin(freetds_conf):
     res = fisql(freetds_conf, "print via auto\ngo\n", server="SYBARAUTO")
     assert "via auto" in res.stdout, res.stderr
 
 
-@needs_tsql
 def test_tsql_rows_messages_and_errors(freetds_conf):
     res = tsql(freetds_conf, "select * from t\ngo\nprint from tsql\ngo\nfail\ngo\nmulti\ngo\nexit\n")
     out, err = res.stdout, res.stderr
@@ -125,7 +122,6 @@ def test_tsql_rows_messages_and_errors(freetds_conf):
     assert res.returncode == 0
 
 
-@needs_tsql
 def test_tsql_login_failed(freetds_conf):
     res = tsql(freetds_conf, "exit\n", password="wrong")
     assert "Msg 4002 (severity 14, state 1) from SYBAR Line 1:" in res.stderr
