@@ -76,16 +76,9 @@ class BackupServer:
                 if not isinstance(value, str) or not value:
                     raise ServerError(137, 15, f"Must declare variable '{spec}' and set it to a device path.")
                 spec = value
-            elif not (spec.startswith("/") or spec.startswith(".") or ":" in spec) and "/" not in spec:
-                # a bare name is a logical dump device (sp_addumpdevice)
-                phys = self.server.master.device(spec)
-                if phys is None:
-                    raise ServerError(
-                        4214, 16,
-                        f"Dump device '{spec}' is not a known logical device and not a path. Add it with "
-                        f"sp_addumpdevice 'disk', '{spec}', '/path/to/file' or quote a file path.",
-                    )
-                spec = phys
+            else:
+                # a logical dump device (sp_addumpdevice) wins, as on ASE; else it is a path
+                spec = self.server.master.device(spec) or spec
             if spec.lower().startswith(ARCHIVE_PREFIX):
                 raise ServerError(
                     8009, 16,
