@@ -30,7 +30,7 @@ from engine.backupserver.dumpformat import DumpFormatError, StripeHeader
 from engine.jobs.status import RESTORE_ERROR, TERMINATED_BY_ADMIN, StatusError
 
 #: Bytes asked of a source per read.
-READ_CHUNK = 1 << 20
+READ_CHUNK = 256 << 10
 PROGRESS_INTERVAL_S = 0.2
 
 

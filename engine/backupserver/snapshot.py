@@ -11,16 +11,20 @@ and it stays that image for as long as nothing backfills again.
 1. A PASSIVE checkpoint first backfills what it can without blocking anybody,
    so that step 3 has little left to do while writers wait.
 2. Connection G runs ``BEGIN IMMEDIATE``: it takes the WAL write lock, so no
-   frame can be appended (writers block in their busy handler; they are not
-   failed). This is the only moment writers are held, and it is short.
+   frame can be appended (writers wait in their busy handler; they are not
+   failed). This is the only moment writers are held, and it is short
+   (milliseconds). G polls for the lock itself, every ~0.5 ms: SQLite's busy
+   handler sleeps up to 100 ms between tries and loses nearly every race
+   against a writer that starts its next transaction right after each commit.
 3. Connection D runs ``PRAGMA wal_checkpoint(PASSIVE)`` and reads the result
    (busy, log, checkpointed). With the write lock held the WAL cannot grow,
    so ``log == checkpointed`` means the WAL is fully backfilled: the main file
    holds every committed transaction. ``(busy, -1, -1)`` means another
-   connection's checkpoint is running: retry. When a reader still pins older frames
-   (a long read transaction begun before the last writes) the backfill stops
-   short; we release G, wait a little and retry, a bounded number of times,
-   and then fail with status 156 saying so.
+   connection's checkpoint is running; it is retried for a few ms, G held.
+   When a reader still pins older frames (a read transaction begun before the
+   last writes were backfilled) the backfill stops short: we release G, wait a
+   little and retry, for at most CHECKPOINT_RETRY_S, then fail with status 156
+   naming the cause.
 4. D runs ``BEGIN`` and a read. A read transaction that starts while
    ``nBackfill == mxFrame`` takes WAL read-lock 0, which means "I read the
    main file only, and ignore the WAL". Every checkpoint must take read-lock
@@ -43,6 +47,14 @@ grows until the snapshot ends and the next checkpoint catches up.
 A database in rollback-journal mode (``PRAGMA journal_mode`` is not wal) needs no
 checkpoint: D's shared lock alone keeps the file stable, but it also keeps
 writers from committing until the snapshot ends.
+
+What the dataserver must not do: hold a connection in ``locking_mode =
+EXCLUSIVE`` (G can never get in), or keep a read transaction open across
+writes for longer than CHECKPOINT_RETRY_S while a dump starts (step 3 fails).
+tests/backupserver/test_bs_snapshot.py checks, with a writer committing and
+another connection checkpointing as fast as they can, that the main file does
+not change while the snapshot is held, that the copy passes integrity_check,
+and that it holds exactly the transactions committed before step 2.
 """
 
 from __future__ import annotations

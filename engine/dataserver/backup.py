@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.backupserver.devices import FileSink, FileSource
+from engine.backupserver.devices import FileSource, file_sinks
 from engine.backupserver.dump import MAX_STRIPES, dump_database
 from engine.backupserver.load import list_dump, load_database
 from engine.dataserver.errors import ServerError, database_unavailable, no_such_database
@@ -123,7 +123,7 @@ class BackupServer:
         try:
             for p in paths:
                 p.parent.mkdir(parents=True, exist_ok=True)
-            sinks = [FileSink(p) for p in paths]
+            sinks = file_sinks(paths)
             dbpath = self.server.master.db_path(name)
             work = lambda progress, cancel: dump_database(  # noqa: E731
                 server=self.server.name, database=name, db_path=dbpath, sinks=sinks,

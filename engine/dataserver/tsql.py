@@ -55,6 +55,7 @@ __all__ = [
     "DumpLoad", "DumpDatabase", "DumpTransaction", "LoadDatabase", "LoadTransaction",
     "Print", "SetOption", "Declare", "SelectAssign", "SetVariable", "Execute",
     "BeginTransaction", "CommitTransaction", "RollbackTransaction", "Checkpoint", "Waitfor", "Sql",
+    "If", "While", "Break", "Continue", "Return", "Raiserror", "walk",
 ]
 
 
@@ -284,13 +285,88 @@ class Sql(Statement):
     params: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True)
+class If(Statement):
+    """``if <condition> <statement or begin...end> [else <statement or block>]`` (``control_flow=True``).
+
+    ``condition``: a SQLite expression (translated like any SQL, ``params`` its parameters); true
+    when ``select case when <condition> then 1 else 0 end`` gives 1. ``then`` / ``otherwise``: the
+    statements to run (a block's statements, flattened)."""
+
+    condition: str
+    params: tuple[str, ...] = ()
+    then: tuple[Statement, ...] = ()
+    otherwise: tuple[Statement, ...] = ()
+
+    @property
+    def sqlite(self) -> str:
+        return f"select case when {self.condition} then 1 else 0 end"
+
+
+@dataclass(frozen=True, kw_only=True)
+class While(Statement):
+    """``while <condition> <statement or block>`` (``control_flow=True``); see ``If``."""
+
+    condition: str
+    params: tuple[str, ...] = ()
+    body: tuple[Statement, ...] = ()
+
+    @property
+    def sqlite(self) -> str:
+        return f"select case when {self.condition} then 1 else 0 end"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Break(Statement):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Continue(Statement):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Return(Statement):
+    """``return [status]`` -- ends the batch. ``status``: the integer text or ``@var`` (an ``Arg``), or None."""
+
+    status: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Raiserror(Statement):
+    """``raiserror 20001 'format %1!', @x`` -> number 20001 (or ``"@var"``), message, args (``Arg``)."""
+
+    number: int | str
+    message: str | None = None
+    args: tuple[str, ...] = ()
+
+
+def walk(statements) -> list[Statement]:
+    """The statements with those nested in ``If`` / ``While`` bodies, in source order."""
+    out: list[Statement] = []
+    stack = [iter(statements)]
+    while stack:
+        stmt = next(stack[-1], None)
+        if stmt is None:
+            stack.pop()
+            continue
+        out.append(stmt)
+        if isinstance(stmt, If):
+            stack.append(iter((*stmt.then, *stmt.otherwise)))
+        elif isinstance(stmt, While):
+            stack.append(iter(stmt.body))
+    return out
+
+
 _KIND_NAMES = {
     Use: "use", CreateDatabase: "create database", DropDatabase: "drop database",
     OnlineDatabase: "online database", DumpDatabase: "dump database", DumpTransaction: "dump transaction",
     LoadDatabase: "load database", LoadTransaction: "load transaction", Print: "print", SetOption: "set",
     Declare: "declare", SelectAssign: "select", Execute: "execute", BeginTransaction: "begin transaction",
     CommitTransaction: "commit transaction", RollbackTransaction: "rollback transaction",
-    Checkpoint: "checkpoint", Waitfor: "waitfor",
+    Checkpoint: "checkpoint", Waitfor: "waitfor", If: "if", While: "while", Break: "break",
+    Continue: "continue", Return: "return", Raiserror: "raiserror",
 }
 _SQL_KIND_NAMES = {
     "select_into": "select into", "truncate": "truncate table", "create_table": "create table",
@@ -319,7 +395,7 @@ class Batch:
     first_line: int
 
 
-_GO = re.compile(r"\s*go(?:\s+(\d+))?\s*", re.IGNORECASE)
+_GO = re.compile(r"\s*go(?:\s+(\d{1,9}))?\s*", re.IGNORECASE)
 _RESET = re.compile(r"\s*reset\s*", re.IGNORECASE)
 _QUIT = re.compile(r"\s*(?:quit|exit)\s*", re.IGNORECASE)
 
@@ -464,42 +540,46 @@ _TYPE_PREFIXES = {
     "long": ("varchar", "nvarchar", "binary"), "national": ("char", "character", "varchar"),
     "char": ("varying",), "character": ("varying",),
 }
-_SQL_STARTS = {"select", "insert", "update", "delete"}
 
 
 def parse_batch(sql: str, first_line: int = 1, *, quoted_identifier: bool = False,
-                shell: bool = False) -> list[Statement]:
+                shell: bool = False, control_flow: bool = False) -> list[Statement]:
     """Split one batch into statements and classify them.
 
     ``first_line``: the input line where the batch starts; statement and error lines are
     ``first_line`` + their line offset in ``sql``. ``quoted_identifier``: the session's setting
     (``"x"`` is then a name, not a string). ``shell``: read ``$VAR``/``${...}``/backquotes as words
-    (SQL in a shell here-document, for the linter). Raises TSQLSyntaxError only.
+    (SQL in a shell here-document, for the linter). ``control_flow``: return ``If``, ``While``,
+    ``Break``, ``Continue``, ``Return`` and ``Raiserror`` statements; when False (the default, until
+    the dataserver runs them) they raise TSQLSyntaxError "control-of-flow is not supported by this
+    dataserver yet". Raises TSQLSyntaxError only.
     """
-    return _run_parser(sql, first_line, quoted_identifier, shell, recover=False)[0]
+    return _run_parser(sql, first_line, quoted_identifier, shell, recover=False, control_flow=control_flow)[0]
 
 
 def find_backup_statements(script_sql: str, *, shell: bool = False,
                            errors: list[TSQLSyntaxError] | None = None) -> list[Statement]:
     """Every dump/load/online statement of a whole isql input, across batches, with file lines.
 
-    Batches that do not parse are skipped statement by statement (the parser resynchronises at
+    Statements inside ``if`` / ``while`` bodies count too. Batches that do not parse are skipped
+    statement by statement (the parser resynchronises at
     the next statement keyword), so one bad line does not hide the dump after it; the syntax
     errors met are appended to ``errors`` when given. Never raises.
     """
     found: list[Statement] = []
     for batch, _repeat in split_batches(script_sql):
-        statements, errs = _run_parser(batch.text, batch.first_line, False, shell, recover=True)
-        found.extend(s for s in statements if isinstance(s, DumpLoad | OnlineDatabase))
+        statements, errs = _run_parser(batch.text, batch.first_line, False, shell, recover=True,
+                                       control_flow=True)
+        found.extend(s for s in walk(statements) if isinstance(s, DumpLoad | OnlineDatabase))
         if errors is not None:
             errors.extend(errs)
     return found
 
 
-def _run_parser(sql: str, first_line: int, quoted_identifier: bool, shell: bool,
-                recover: bool) -> tuple[list[Statement], list[TSQLSyntaxError]]:
+def _run_parser(sql: str, first_line: int, quoted_identifier: bool, shell: bool, recover: bool,
+                control_flow: bool) -> tuple[list[Statement], list[TSQLSyntaxError]]:
     try:
-        parser = _Parser(sql, first_line, quoted_identifier, shell, recover)
+        parser = _Parser(sql, first_line, quoted_identifier, shell, recover, control_flow)
         parser.run()
         return parser.statements, parser.errors
     except TSQLSyntaxError:
@@ -521,7 +601,8 @@ SAFETY_NET = True
 
 
 class _Parser:
-    def __init__(self, sql: str, first_line: int, quoted_identifier: bool, shell: bool, recover: bool):
+    def __init__(self, sql: str, first_line: int, quoted_identifier: bool, shell: bool, recover: bool,
+                 control_flow: bool):
         self.src = sql
         self.off = first_line - 1
         self.qi = quoted_identifier
@@ -539,7 +620,8 @@ class _Parser:
         self.t = toks
         self.n = len(toks)
         self.pos = 0
-        self.blocks = 0
+        self.control_flow = control_flow
+        self.depth = 0  # nesting of begin/end blocks and if/while bodies
         self.first = True
         self.error_index = -1  # the token the last syntax error was near (recovery resumes there)
 
@@ -585,6 +667,12 @@ class _Parser:
             return tok
         return None
 
+    def integer(self, text: str, tok: Token) -> int:
+        """``int(text)`` for a number ASE could hold; longer digit strings are a syntax error."""
+        if len(text.lstrip("+-")) > 19:
+            raise self.error(tok)
+        return int(text)
+
     def accept_op(self, op: str) -> bool:
         tok = self.peek()
         if tok is not None and tok.kind == OP and tok.text == op:
@@ -625,6 +713,7 @@ class _Parser:
                 continue
             start = self.pos
             self.error_index = -1
+            self.depth = 0
             try:
                 self.statement()
             except TSQLSyntaxError as e:
@@ -633,8 +722,6 @@ class _Parser:
                 self.errors.append(e)
                 self.resync(start)
             self.first = False
-        if self.blocks and not self.recover:
-            raise self.error(None)
 
     def resync(self, start: int) -> None:
         """After a syntax error (recovery mode): on to the next statement keyword from the error on."""
@@ -653,8 +740,14 @@ class _Parser:
                 handler(self)
                 return
             if lw in _CONTROL_FLOW:
+                if self.control_flow and lw in _FLOW_DISPATCH:
+                    _FLOW_DISPATCH[lw](self)
+                    return
                 raise self.error(tok, f"Incorrect syntax near the keyword '{tok.text}': control-of-flow is "
                                       "not supported by this dataserver yet.", 156)
+            if lw == "raiserror" and self.control_flow:
+                self.raiserror()
+                return
             if lw in _UNSUPPORTED:
                 raise self.error(tok, f"Incorrect syntax near the keyword '{tok.text}': {lw} is not "
                                       "supported by this dataserver.", 156)
@@ -838,7 +931,7 @@ class _Parser:
             lv, c1, c2 = self.peek(), self.peek(1), self.peek(2)
             if lv is not None and lv.kind == NUM and lv.text.isdigit() and c1 is not None and c1.is_op(":") \
                     and c2 is not None and c2.is_op(":"):
-                level = int(lv.text)
+                level = self.integer(lv.text, lv)
                 self.pos += 3
             tok = self.peek()
             if tok is None:
@@ -848,7 +941,7 @@ class _Parser:
             spec = tok.value
             m = _COMPRESS.match(spec)
             if m:
-                level = int(m.group(1)) if m.group(1) else 1
+                level = self.integer(m.group(1), tok) if m.group(1) else 1
                 spec = spec[m.end() :]
         elif tok.kind == VAR:
             spec, is_variable = tok.text, True
@@ -907,7 +1000,7 @@ class _Parser:
             if key in ("passwd", "password"):
                 return Arg(text, "number")
             if re.fullmatch(r"-?\d+", text):
-                return int(text)
+                return self.integer(text, tok)
             if tok.text.lower().startswith("0x"):
                 return Arg(text, "number")
             return float(text)
@@ -1175,9 +1268,151 @@ class _Parser:
         if self.accept_word("distributed"):
             self.expect_word("tran", "transaction")
         elif not self.accept_word("tran", "transaction"):
-            self.blocks += 1  # begin ... end: a plain block, its statements run in order
+            self.block()  # begin ... end: a plain block, its statements run in order
             return
         self.add(BeginTransaction, start, name=self._tran_name())
+
+    def nest(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_BLOCK_DEPTH:
+            raise self.error(self.peek(), "Incorrect syntax: blocks are nested too deeply.")
+
+    def block(self) -> None:
+        """The statements of ``begin ... end`` (``begin`` consumed) into the current list."""
+        self.nest()
+        self.first = False
+        while True:
+            tok = self.peek()
+            if tok is None:
+                raise self.error(None)
+            if tok.is_op(";"):
+                self.pos += 1
+            elif tok.is_word("end"):
+                self.pos += 1
+                break
+            else:
+                self.statement()
+        self.depth -= 1
+
+    def body(self) -> tuple[Statement, ...]:
+        """The body of an ``if`` / ``else`` / ``while``: one statement or a ``begin ... end`` block."""
+        saved = self.statements
+        self.statements = []
+        depth = self.depth
+        try:
+            self.nest()
+            while self.accept_op(";"):
+                pass
+            tok = self.peek()
+            if tok is None:
+                raise self.error(None)
+            if tok.is_word("begin") and not ((nxt := self.peek(1)) is not None
+                                             and nxt.is_word("tran", "transaction", "distributed")):
+                self.pos += 1
+                self.block()
+            else:
+                self.first = False
+                self.statement()
+            return tuple(self.statements)
+        finally:
+            self.statements = saved
+            self.depth = depth
+
+    def condition(self, start: int) -> tuple[str, tuple[str, ...]]:
+        """The condition after ``if`` / ``while`` (at ``self.pos``): SQLite text and parameters."""
+        t = self.t
+        i = self.pos
+        depth = 0
+        cases = 0
+        while i < self.n:
+            tok = t[i]
+            if tok.is_op("("):
+                depth += 1
+            elif tok.is_op(")"):
+                if depth == 0:
+                    raise self.error(tok)
+                depth -= 1
+            elif depth == 0 and tok.kind == WORD:
+                lw = tok.lower
+                if lw == "case":
+                    cases += 1
+                elif lw == "end" and cases:
+                    cases -= 1
+                elif lw == "else" and cases:
+                    pass
+                elif lw in _STARTS or (lw.startswith("sp_") and not (i + 1 < self.n and t[i + 1].is_op("(", "."))):
+                    break
+            i += 1
+        if i == self.pos:
+            raise self.error(self.peek() if self.peek() is not None else t[start])
+        if depth:
+            raise self.error(t[i - 1])
+        tr = self._translator(t[self.pos : i])
+        tr.prepare_selects()
+        text = tr.render()
+        self.pos = i
+        return text, tuple(tr.params)
+
+    def if_(self) -> None:
+        start = self.pos
+        self.pos += 1
+        cond, params = self.condition(start)
+        then = self.body()
+        otherwise: tuple[Statement, ...] = ()
+        if self.accept_word("else"):
+            otherwise = self.body()
+        self.add(If, start, condition=cond, params=params, then=then, otherwise=otherwise)
+
+    def while_(self) -> None:
+        start = self.pos
+        self.pos += 1
+        cond, params = self.condition(start)
+        body = self.body()
+        self.add(While, start, condition=cond, params=params, body=body)
+
+    def break_(self) -> None:
+        start = self.pos
+        self.pos += 1
+        self.add(Break, start)
+
+    def continue_(self) -> None:
+        start = self.pos
+        self.pos += 1
+        self.add(Continue, start)
+
+    def return_(self) -> None:
+        start = self.pos
+        self.pos += 1
+        status = None
+        tok = self.peek()
+        if tok is not None and (tok.kind in (NUM, VAR) or tok.is_op("-")):
+            value = self.value(allow_names=False)
+            if value.kind == "number" and not re.fullmatch(r"-?\d+", value):
+                raise self.error(tok)
+            status = value
+        self.add(Return, start, status=status)
+
+    def raiserror(self) -> None:
+        start = self.pos
+        self.pos += 1
+        tok = self.advance()
+        if tok.kind == NUM and tok.text.isdigit():
+            number: str | int = self.integer(tok.text, tok)
+        elif tok.kind == VAR:
+            number = Arg(tok.text, "variable")
+        else:
+            raise self.error(tok)
+        message = None
+        nxt = self.peek()
+        if nxt is not None and nxt.kind in (SSTR, DSTR, VAR):
+            message = self.value(allow_names=False)
+        args = []
+        while self.accept_op(","):
+            args.append(self.value(allow_names=False))
+        if (w := self.peek()) is not None and w.is_word("with"):
+            raise self.error(w, "Incorrect syntax near the keyword 'with': raiserror with errordata is not "
+                                "supported by this dataserver.", 156)
+        self.add(Raiserror, start, number=number, message=message, args=tuple(args))
 
     def _tran_name(self) -> str | None:
         tok = self.peek()
@@ -1188,11 +1423,7 @@ class _Parser:
         return None
 
     def end(self) -> None:
-        tok = self.t[self.pos]
-        if self.blocks == 0:
-            raise self.error(tok)
-        self.blocks -= 1
-        self.pos += 1
+        raise self.error(self.t[self.pos])  # an `end` without its `begin`
 
     def commit(self) -> None:
         start = self.pos
@@ -1436,6 +1667,12 @@ class _Parser:
             raise self.error(t[i - 1] if i < n else None)
         return i
 
+
+_FLOW_DISPATCH = {
+    "if": _Parser.if_, "while": _Parser.while_, "break": _Parser.break_, "continue": _Parser.continue_,
+    "return": _Parser.return_, "raiserror": _Parser.raiserror,
+}
+MAX_BLOCK_DEPTH = 32
 
 _DISPATCH = {
     "use": _Parser.use, "create": _Parser.create, "drop": _Parser.drop, "dump": _Parser.dump_load,

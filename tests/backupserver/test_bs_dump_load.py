@@ -144,6 +144,7 @@ def test_dump_of_a_50mb_database_while_writing(tmp_path):
         before = len(writer.committed)
         res, paths = dump_to(live, tmp_path / "d", 4, 1)
         after = len(writer.committed)
+        assert after > before, "writers must keep committing during the dump"
         writer.wait_commits(after + 50)  # writers were never stopped for long
     finally:
         writer.stop()

@@ -65,7 +65,7 @@ def big_db(tmp_path_factory) -> Path:
     return db
 
 
-@pytest.mark.parametrize("stripes,comp", [(4, 1), (1, None)])
+@pytest.mark.parametrize("stripes,comp", [(4, 1), (1, None), (8, 9)])
 def test_rss_stays_flat_for_a_200mb_dump_and_load(big_db, tmp_path, stripes, comp):
     folder = tmp_path / "d"
     folder.mkdir()

@@ -765,7 +765,7 @@ class TestFindBackupStatements:
 
     def test_bad_statements_do_not_hide_the_dump(self):
         errors: list = []
-        script = "use master\nfrobnicate the thing\ndump database a to '/a'\ngo\nif 1=1 print 'x'\ngo\n" \
+        script = "use master\nfrobnicate the thing\ndump database a to '/a'\ngo\ndbcc checkdb(a)\ngo\n" \
                  "dump database b to '/b'\n"
         found = find_backup_statements(script, errors=errors)
         assert [s.database for s in found] == ["a", "b"]
@@ -782,3 +782,93 @@ class TestFindBackupStatements:
         found = find_backup_statements('dump database ${DB}_test to "$DIR/${DB}.dmp" stripe on "`pwd`/x"\n', shell=True)
         assert found[0].database == "${DB}_test"
         assert [d.spec for d in found[0].devices] == ["$DIR/${DB}.dmp", "`pwd`/x"]
+
+
+# --------------------------------------------------------------------------------------------------
+# control-of-flow (opt-in: parse_batch(..., control_flow=True))
+# --------------------------------------------------------------------------------------------------
+class TestControlFlow:
+    def test_off_by_default(self):
+        for sql in ("if 1 = 1 print 'x'", "while 1 = 0 select 1", "return", "break", "raiserror 20001 'x'"):
+            with pytest.raises(TSQLSyntaxError) as e:
+                parse_batch(sql)
+            assert "not supported" in e.value.message
+
+    def test_if_after_a_dump(self):
+        sql = ("dump database salesdb to '/x'\n"
+               "if @@error != 0\n"
+               "begin\n"
+               "    print 'dump failed'\n"
+               "    raiserror 20001 'dump of %1! failed', 'salesdb'\n"
+               "    return\n"
+               "end\n"
+               "else\n"
+               "    print 'ok'\n"
+               "select 1")
+        dump, cond, sel = parse_batch(sql, control_flow=True)
+        assert isinstance(dump, DumpDatabase)
+        assert isinstance(cond, tsql.If)
+        assert (cond.condition, cond.params, cond.line) == (":__error != 0", ("__error",), 2)
+        assert cond.sqlite == "select case when :__error != 0 then 1 else 0 end"
+        assert [statement_kind(s) for s in cond.then] == ["print", "raiserror", "return"]
+        assert [s.line for s in cond.then] == [4, 5, 6]
+        raiserror = cond.then[1]
+        assert (raiserror.number, raiserror.message, raiserror.args) == (20001, "dump of %1! failed", ("salesdb",))
+        assert cond.otherwise == (Print(message="ok"),)
+        assert cond.text.startswith("if @@error != 0\nbegin") and cond.text.endswith("print 'ok'")
+        assert sel.sqlite == "select 1"
+
+    def test_single_statement_bodies_and_else_if(self):
+        (s,) = parse_batch("if exists (select top 1 name from t where a = @a) select 1 else if @b = 2 "
+                           "update t set a = 1 else delete t", control_flow=True)
+        assert s.condition == "exists (select name from t where a = :v_a limit 1)"
+        assert s.then == (Sql(kind="select", sqlite="select 1"),)
+        (inner,) = s.otherwise
+        assert inner.condition == ":v_b = 2"
+        assert inner.then[0].kind == "update" and inner.otherwise[0].kind == "delete"
+
+    def test_while_break_continue(self):
+        (w,) = parse_batch("while (select count(*) from t) < 5 begin insert t values (1) "
+                           "if @x = 1 break else continue end", control_flow=True)
+        assert isinstance(w, tsql.While)
+        assert w.condition == "(select count(*) from t) < 5"
+        assert [statement_kind(s) for s in w.body] == ["insert", "if"]
+        assert isinstance(w.body[1].then[0], tsql.Break) and isinstance(w.body[1].otherwise[0], tsql.Continue)
+
+    def test_condition_with_case_and_sp_body(self):
+        (s,) = parse_batch("if case when @a = 1 then 1 else 0 end = 1 sp_who", control_flow=True)
+        assert s.condition == "case when :v_a = 1 then 1 else 0 end = 1"
+        assert s.then == (Execute(procedure="sp_who"),)
+
+    def test_return_status(self):
+        assert parse_batch("return 5", control_flow=True) == [tsql.Return(status="5")]
+        assert parse_batch("return", control_flow=True) == [tsql.Return()]
+
+    def test_begin_tran_is_not_a_block(self):
+        (s,) = parse_batch("if @@trancount = 0 begin tran", control_flow=True)
+        assert s.then == (BeginTransaction(),)
+
+    @pytest.mark.parametrize("sql", ["if", "if print 'x'", "if 1 = 1", "if (1 = 1 print 'x'", "while 1=1",
+                                     "if 1=1 begin print 'x'", "else print 'x'", "if 1=1 print 'x' else",
+                                     "raiserror 'x'", "return 1.5", "if 1=1 " * 40 + "print 'x'"])
+    def test_errors(self, sql):
+        with pytest.raises(TSQLSyntaxError):
+            parse_batch(sql, control_flow=True)
+
+    def test_walk_and_find_backup_statements_look_inside(self):
+        script = ("if not exists (select 1 from master..sysdatabases where name = 'x')\n"
+                  "    create database x\n"
+                  "go\n"
+                  "if @@servername = 'SYBAR'\n"
+                  "begin\n"
+                  "    dump database x to '/a'\n"
+                  "    dump tran x with truncate_only\n"
+                  "end\n"
+                  "else load database x from '/b'\n"
+                  "go\n")
+        found = find_backup_statements(script)
+        assert [(statement_kind(s), s.line) for s in found] == [
+            ("dump database", 6), ("dump transaction", 7), ("load database", 9)]
+        statements = parse_batch(split_batches(script)[1][0].text, control_flow=True)
+        assert [statement_kind(s) for s in tsql.walk(statements)] == [
+            "if", "dump database", "dump transaction", "load database"]

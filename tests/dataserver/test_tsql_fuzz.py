@@ -30,6 +30,8 @@ SEED_SQL = [p.read_text() for p in sorted(EXAMPLES.glob("*/*.sql"))] + [
     "truncate table t create unique clustered index i on t (a) drop index t.i alter table t add c int null",
     "sp_helpdb mydb\nset nocount on\nbegin select 1 end\ncheckpoint\nset transaction isolation level 1",
     "/* a /* nested */ comment */ -- line\nuse [master]; select [a b], \"s\" from t holdlock",
+    "if @@error != 0 begin print 'x' raiserror 20001 'm %1!', @a return end else if exists (select 1) "
+    "while @i < 3 begin select @i = @i + 1 if @i = 2 break else continue end",
 ]
 
 settings.register_profile("tsql", max_examples=300, deadline=2000,
@@ -64,6 +66,9 @@ def check(text: str) -> None:
         for shell in (False, True):
             with contextlib.suppress(TSQLSyntaxError):
                 parse_batch(text, shell=shell, quoted_identifier=True)
+        with contextlib.suppress(TSQLSyntaxError):
+            for s in tsql.walk(parse_batch(text, control_flow=True)):
+                assert s.text in text
         for batch, repeat in split_batches(text):
             assert batch.text and repeat >= 0
         errors: list = []
@@ -73,7 +78,7 @@ def check(text: str) -> None:
 
 
 VOCAB = [
-    "select", "from", "where", "into", "top", "5", "dump", "load", "database", "tran", "transaction", "to",
+    "select", "from", "where", "into", "top", "5", "break", "continue", "return", "raiserror", "20001", "dump", "load", "database", "tran", "transaction", "to",
     "from", "stripe", "on", "with", "compress::", "at", "=", ",", "(", ")", ";", "'x'", '"y"', "'", '"',
     "/*", "*/", "--", "\n", "go", "\ngo\n", "@x", "@@spid", "[n]", "[", "]", "print", "set", "declare",
     "int", "exec", "sp_who", "begin", "end", "case", "else", "commit", "rollback", "if", "while", "create",
@@ -128,7 +133,7 @@ def test_mutated_examples(text):
 def test_seeds_parse():
     for text in SEED_SQL:
         for batch, _ in split_batches(text):
-            parse_batch(batch.text, batch.first_line)
+            parse_batch(batch.text, batch.first_line, control_flow=True)
 
 
 @pytest.mark.parametrize("text", [
@@ -142,6 +147,11 @@ def test_seeds_parse():
     "select " + "a..b" * 5000, "$x" * 5000, "`" * 10001, "select (" * 5000, "select 1 for update " * 3000,
     "${" * 5000, "$(" * 5000, "a$" * 10000, "select 1 at isolation " * 3000, "print " * 5000,
     "dump database x to " * 3000, "select top 1 " * 3000, "select @x = " * 3000, "if " * 5000,
+    "dump database x to 'y' with compression = " + "9" * 5000, "raiserror " + "9" * 5000,
+    "dump database x to compress::" + "9" * 5000 + "::y", "dump database x to 'compress::" + "9" * 5000 + "::y'",
+    "select 1\ngo " + "9" * 5000 + "\nselect 2", "set rowcount " + "9" * 5000, "return " + "9" * 5000,
+    "create database x on default = " + "9" * 5000, "waitfor delay '" + "9" * 5000 + ":00'",
+    "if 1=1 " * 5000 + "print 'x'", "while 1=1 begin " * 3000, "if 1=1 print 'x' else " * 5000 + "print 'y'",
 ])
 def test_pathological_inputs_are_fast(text):
     start = time.perf_counter()
