@@ -71,6 +71,14 @@ def ensure_demo_databases(server, size_mb: int) -> None:
         master.add(name, None, state)
 
 
+def _private_keyring_hint() -> str:
+    """Headless, tools/demo runs a private keyring: other shells reach it through this bus."""
+    bus = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    if not (bus and os.environ.get("SYBAR_KEYRING_DIR")):
+        return ""
+    return f"In another shell, reach the demo's keyring first:\n    export DBUS_SESSION_BUS_ADDRESS='{bus}'\n"
+
+
 def run_demo(args) -> int:
     from engine.cli import home_lock, parse_listen
     from engine.dataserver.server import Dataserver
@@ -105,7 +113,8 @@ async def _demo(server, home: Home, host: str, port: int, once: bool) -> int:
             f"    SYBAR_HOME={home.root} sybar isql -Usa -S{server.name}    (password from the keyring)\n"
             f"    FREETDSCONF={home.freetds_conf} fisql -S {server.name} -U sa -P ...\n"
             f"    {home.scripts / 'sybase_mydb_restore'}\n"
-            "Press Ctrl-C to stop.",
+            + _private_keyring_hint()
+            + "Press Ctrl-C to stop.",
             flush=True,
         )
         stop = asyncio.Event()

@@ -172,6 +172,10 @@ class Session:
             "__rowcount": self.rowcount,
             "__error": self.error,
             "__trancount": self.trancount,
+            "__db_name": self.database,
+            "__suser_name": self.user,
+            "__user_name": "dbo" if self.user == "sa" else self.user,
+            "__host_name": self.host,
         }
         out = {}
         for name in names:
@@ -267,7 +271,12 @@ class Session:
         if name == "nocount":
             self.nocount = str(value).lower() == "on"
         elif name == "rowcount":
-            self.row_limit = int(value)
+            if isinstance(value, str) and value.startswith("@"):
+                value = self.variables.get(_var(value)) or 0
+            try:
+                self.row_limit = max(int(value), 0)
+            except (TypeError, ValueError):
+                raise ServerError(102, 15, f"Incorrect syntax near '{value}': set rowcount takes a number.") from None
         # textsize, quoted_identifier, chained, isolation ...: accepted, no effect here
 
 

@@ -12,6 +12,12 @@ Sans-I/O and stdlib only. Three layers:
 * ``find_backup_statements(script)`` finds every dump/load/online statement in
   a whole file, with file line numbers, for the script linter.
 
+Control-of-flow (``if``/``else``, ``while``, ``break``, ``continue``,
+``return``, ``raiserror``) is parsed only with ``parse_batch(...,
+control_flow=True)`` (``If`` / ``While`` statements hold their bodies; see
+``walk``); by default it is refused with a syntax error that says so, until
+the dataserver runs it. ``find_backup_statements`` always looks inside it.
+
 Anything that cannot be classified raises ``TSQLSyntaxError`` -- never any
 other exception -- carrying what ASE's ``Msg 102, Level 15, State 1: ...
 Incorrect syntax near 'X'.`` needs.
@@ -266,7 +272,8 @@ class Checkpoint(Statement):
 @dataclass(frozen=True, kw_only=True)
 class Waitfor(Statement):
     """``waitfor delay '00:00:05'`` -> delay_seconds 5.0; ``waitfor delay @v`` -> variable ``"@v"``
-    (delay_seconds None); ``waitfor time '22:00'`` -> time_of_day ``"22:00"``."""
+    (delay_seconds None: the variable holds the delay string); ``waitfor time '22:00'`` ->
+    time_of_day ``"22:00"`` (``waitfor time @t`` -> ``"@t"``, an ``Arg`` of kind variable)."""
 
     delay_seconds: float | None = None
     time_of_day: str | None = None
@@ -1472,9 +1479,9 @@ class _Parser:
         tok = self.advance()
         if tok.kind == VAR:
             if how.lower == "delay":
-                self.add(Waitfor, start, variable=tok.text)
+                self.add(Waitfor, start, variable=Arg(tok.text, "variable"))
             else:
-                self.add(Waitfor, start, variable=tok.text, time_of_day=tok.text)
+                self.add(Waitfor, start, time_of_day=Arg(tok.text, "variable"))
             return
         if tok.kind not in (SSTR, DSTR):
             raise self.error(tok)

@@ -9,8 +9,8 @@ dropped, white space normalised to single spaces):
 * ``select top N ...`` -> ``... limit N`` (at the end of that select's scope);
   ``select ... into t from ...`` -> ``create table t as select ... from ...``
   (``#t`` -> ``create temp table "#t"``); ``holdlock``/``noholdlock``/
-  ``readpast``, ``at isolation ...``, ``for browse``/``for read only``/
-  ``for update`` are dropped.
+  ``readpast``, table hints ``(index i [prefetch 16 lru])``, ``at isolation ...``,
+  ``for browse``/``for read only``/``for update`` are dropped.
 * functions: ``getdate()`` -> ``strftime('%Y-%m-%d %H:%M:%f','now','localtime')``,
   ``getutcdate()``, ``isnull`` -> ``ifnull``, ``len``/``char_length`` ->
   ``length``, ``datalength(x)`` -> ``length(cast(x as blob))``,
@@ -380,7 +380,13 @@ class Translator:
         t = self.t
         dropped_to = -1
         for i, tok in enumerate(t):
-            if tok.kind != WORD or i < dropped_to:
+            if i < dropped_to:
+                continue
+            if tok.is_op("(") and i > 0 and _is_name(t[i - 1]) and self._is_table_hint(i):
+                dropped_to = self.match[i] + 1
+                self.skip.update(range(i, dropped_to))
+                continue
+            if tok.kind != WORD:
                 continue
             lw = tok.lower
             if lw == "select":
@@ -408,6 +414,10 @@ class Translator:
                 else:
                     self.skip.update(range(i, depth_end))
                     dropped_to = depth_end
+
+    def _is_table_hint(self, i: int) -> bool:
+        """``t (index ix [prefetch 16] [lru|mru])``: an ASE table hint at ``(``."""
+        return i + 1 < self.n and self.t[i + 1].is_word("index")
 
     def select_into(self) -> bool:
         """``select ... into t from ...`` (statement level): rewrite, True if found."""
@@ -715,7 +725,3 @@ def _affinity(type_tokens: list[Token]) -> str:
     if w in _BLOB_TYPES:
         return "blob"
     return "text"
-
-
-# kept for the parser
-TOKEN_KINDS = (WORD, VAR, GVAR, SSTR, DSTR, BRACKET, NUM, OP, SHELL)

@@ -872,3 +872,8 @@ class TestControlFlow:
         statements = parse_batch(split_batches(script)[1][0].text, control_flow=True)
         assert [statement_kind(s) for s in tsql.walk(statements)] == [
             "if", "dump database", "dump transaction", "load database"]
+
+
+def test_waitfor_time_variable():
+    s = one("waitfor time @t")
+    assert s == Waitfor(time_of_day="@t") and s.time_of_day.is_variable and s.delay_seconds is None

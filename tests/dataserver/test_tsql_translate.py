@@ -198,6 +198,10 @@ def test_hints_are_dropped(con):
     run(con, s)
     assert sql("select id from orders for browse").sqlite == "select id from orders"
     assert sql("select id from orders noholdlock for read only").sqlite == "select id from orders"
+    s = sql("select count(*) from dbo.orders o (index ix_name prefetch 16 lru), orders p (index ix) where o.id = p.id")
+    assert s.sqlite == "select count(*) from orders o, orders p where o.id = p.id"
+    run(con, s)
+    assert sql("select f(lru) from t").sqlite == "select f(lru) from t"
 
 
 def test_select_into(con):

@@ -1,0 +1,187 @@
+"""The control API: HTTP/JSON over aiohttp, job events as server-sent events.
+
+One API for the CLI and the GUI (DESIGN.md §2). Version prefix /api/v1.
+
+  GET  /api/v1/status                         roles, addresses, versions
+  POST /api/v1/backups        {scripts, policy?, schedule?, keyword?}  -> {jobs: [id]}
+  POST /api/v1/restores       {script} | {backup_id, database?}        -> {job: id}
+  GET  /api/v1/images         ?database&client&since&until&type&keyword&policy&limit&offset
+  GET  /api/v1/images/{backup_id}
+  POST /api/v1/images/{backup_id}/verify                               -> {job: id}
+  GET  /api/v1/jobs           ?active&parent&limit
+  GET  /api/v1/jobs/{id}      the job, its children
+  GET  /api/v1/jobs/{id}/log
+  POST /api/v1/jobs/{id}/cancel                                        -> {cancelled: bool}
+  POST /api/v1/cleanup                                                 -> what was removed
+  GET  /api/v1/events         ?job=ID   text/event-stream, one JSON event per message
+
+Every request needs ``Authorization: Bearer TOKEN`` (HOME/control.token).
+Errors answer ``{"status": NetBackup code, "message": sentence}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from engine.control.auth import token_matches
+from engine.jobs.status import StatusError
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+HEARTBEAT_S = 15.0
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+def _http_status(status: int) -> int:
+    # a few NetBackup codes mean "you asked for something that is not there"
+    if status in (227, 2850) or status == 71:
+        return 404 if status in (227, 71) else 422
+    if status in (150,):
+        return 409
+    return 422 if status < 130 or status >= 196 else 500
+
+
+def make_app(ops, token: str) -> web.Application:
+    """ops: the daemon's operations (see engine/daemon.py)."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler):
+        if not token_matches(request.headers.get("Authorization"), token):
+            log.warning("control API: refused an unauthenticated request from %s", request.remote)
+            return _json({"status": 58, "message": "not authenticated: send the home's control token"}, 401)
+        try:
+            return await handler(request)
+        except StatusError as e:
+            return _json({"status": e.status, "message": str(e)}, _http_status(e.status))
+        except (ValueError, KeyError, json.JSONDecodeError) as e:
+            return _json({"status": 130, "message": f"bad request: {e}"}, 400)
+
+    async def body(request: web.Request) -> dict:
+        if not request.can_read_body:
+            return {}
+        data = await request.json()
+        if not isinstance(data, dict):
+            raise ValueError("the request body must be a JSON object")
+        return data
+
+    async def status(request):
+        return _json(ops.status())
+
+    async def backups(request):
+        b = await body(request)
+        scripts = b.get("scripts") or []
+        if not isinstance(scripts, list) or not scripts:
+            raise ValueError("scripts: give a list of script paths")
+        jobs = await ops.start_backup([str(s) for s in scripts], policy=b.get("policy"),
+                                      schedule=b.get("schedule"), keyword=b.get("keyword"))
+        return _json({"jobs": jobs}, 202)
+
+    async def restores(request):
+        b = await body(request)
+        if b.get("script"):
+            job = await ops.start_restore_script(str(b["script"]))
+        elif b.get("backup_id"):
+            job = await ops.start_restore_image(str(b["backup_id"]), database=b.get("database"))
+        else:
+            raise ValueError("give a script, or a backup_id")
+        return _json({"job": job}, 202)
+
+    def filters(q) -> dict:
+        out = {}
+        for key in ("database", "client", "dataserver", "keyword", "policy"):
+            if q.get(key):
+                out[key] = q[key]
+        if q.get("type"):
+            out["dump_type"] = q["type"].upper()
+        for key in ("since", "until"):
+            if q.get(key):
+                out[key] = float(q[key])
+        for key in ("limit", "offset"):
+            if q.get(key):
+                out[key] = int(q[key])
+        return out
+
+    async def images(request):
+        return _json(await ops.list_images(**filters(request.query)))
+
+    async def image(request):
+        return _json(await ops.get_image(request.match_info["backup_id"]))
+
+    async def verify(request):
+        job = await ops.start_verify(request.match_info["backup_id"])
+        return _json({"job": job}, 202)
+
+    async def jobs(request):
+        q = request.query
+        return _json(await ops.list_jobs(active_only=q.get("active") in ("1", "true"),
+                                         parent_id=int(q["parent"]) if q.get("parent") else None,
+                                         limit=int(q.get("limit", 100))))
+
+    async def job(request):
+        return _json(await ops.get_job(int(request.match_info["job_id"])))
+
+    async def job_log(request):
+        return _json(await ops.job_log(int(request.match_info["job_id"])))
+
+    async def cancel(request):
+        return _json({"cancelled": await ops.cancel_job(int(request.match_info["job_id"]))})
+
+    async def cleanup(request):
+        return _json(await ops.cleanup())
+
+    async def events(request):
+        job_id = int(request.query["job"]) if request.query.get("job") else None
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        sub = ops.bus.subscribe(job_id=job_id)
+        try:
+            while True:
+                try:
+                    event = await asyncio.wait_for(sub.__anext__(), HEARTBEAT_S)
+                except asyncio.TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                except StopAsyncIteration:
+                    break
+                data = json.dumps(event.to_json() if hasattr(event, "to_json") else event, default=str)
+                await resp.write(f"data: {data}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            sub.close()
+        return resp
+
+    app = web.Application(middlewares=[guard])
+    app.add_routes([
+        web.get(f"{API}/status", status),
+        web.post(f"{API}/backups", backups),
+        web.post(f"{API}/restores", restores),
+        web.get(f"{API}/images", images),
+        web.get(f"{API}/images/{{backup_id}}", image),
+        web.post(f"{API}/images/{{backup_id}}/verify", verify),
+        web.get(f"{API}/jobs", jobs),
+        web.get(f"{API}/jobs/{{job_id}}", job),
+        web.get(f"{API}/jobs/{{job_id}}/log", job_log),
+        web.post(f"{API}/jobs/{{job_id}}/cancel", cancel),
+        web.post(f"{API}/cleanup", cleanup),
+        web.get(f"{API}/events", events),
+    ])
+    return app
+
+
+async def serve_control(ops, token: str, host: str, port: int) -> tuple[web.AppRunner, tuple[str, int]]:
+    runner = web.AppRunner(make_app(ops, token), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    addr = site._server.sockets[0].getsockname()  # the real port when 0 was asked
+    return runner, (addr[0], addr[1])
