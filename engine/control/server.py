@@ -147,7 +147,7 @@ def make_app(ops, token: str) -> web.Application:
             while True:
                 try:
                     event = await asyncio.wait_for(sub.__anext__(), HEARTBEAT_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await resp.write(b": keep-alive\n\n")
                     continue
                 except StopAsyncIteration:

@@ -103,33 +103,54 @@ class BackupServer:
 
     # -- dump ------------------------------------------------------------------
     async def dump(self, session: Session, stmt: DumpDatabase) -> AsyncIterator:
-        name = stmt.database
-        if name.startswith("@"):
-            name = str(session.variables.get(name.lstrip("@")) or name)
+        name = self._database_name(session, stmt)
         info = self.server.master.get(name)
         if info is None:
             raise no_such_database(name)
         if info.state != ONLINE:
             raise database_unavailable(name, info.state)
+        if self._archive_devices(stmt):
+            async for r in self._archive_dump(session, stmt, name):
+                yield r
+            return
         paths, level = self._device_paths(session, stmt)
-        compression = stmt.options.get("compression", level)
-        if compression is not None:
-            compression = _compression_level(compression)
-        sid = next(self._sessions)
-        yield Info(MSG_SESSION.format(sid=sid))
+        compression = self._compression(stmt, level)
         for p in paths:
-            yield Info(f"Backup Server: 4.41.1.1: Creating new disk file {p}.")
+            p.parent.mkdir(parents=True, exist_ok=True)
+        announce = [f"Backup Server: 4.41.1.1: Creating new disk file {p}." for p in paths]
+        try:
+            sinks = file_sinks(paths)
+        except StatusError as e:
+            raise ServerError(8009, 16, f"Error encountered by Backup Server: {e}") from e
+        async for item in self._dump_to(name, sinks, [str(p) for p in paths], compression, announce):
+            if isinstance(item, Info):
+                yield item
+        yield Done()
+
+    def _database_name(self, session: Session, stmt) -> str:
+        name = stmt.database
+        if name.startswith("@"):
+            name = str(session.variables.get(name.lstrip("@")) or name)
+        return name
+
+    def _compression(self, stmt, level: int | None) -> int | None:
+        compression = stmt.options.get("compression", level)
+        return None if compression is None else _compression_level(compression)
+
+    async def _dump_to(self, name: str, sinks: list, labels: list[str], compression: int | None,
+                       announce: list[str], on_progress=None) -> AsyncIterator:
+        """Run the striped dump into ready sinks; yields Backup Server lines, then the DumpResult."""
+        yield Info(MSG_SESSION.format(sid=next(self._sessions)))
+        for line in announce:
+            yield Info(line)
         self._busy(name, "dump")
         try:
-            for p in paths:
-                p.parent.mkdir(parents=True, exist_ok=True)
-            sinks = file_sinks(paths)
             dbpath = self.server.master.db_path(name)
             work = lambda progress, cancel: dump_database(  # noqa: E731
                 server=self.server.name, database=name, db_path=dbpath, sinks=sinks,
                 compression=compression, progress=progress, cancel=cancel,
             )
-            async for item in _run_with_progress(work, name, paths, "DUMPED"):
+            async for item in _run_with_progress(work, name, labels, "DUMPED", on_progress):
                 if isinstance(item, Info):
                     yield item
                 else:
@@ -141,19 +162,20 @@ class BackupServer:
         finally:
             self.server.busy.pop(name, None)
         self.server.master.set_dumpdate(name)
-        yield Info("Backup Server: 3.43.1.1: Dump phase number 1 completed.")
-        yield Info("Backup Server: 3.43.1.1: Dump phase number 2 completed.")
-        yield Info("Backup Server: 3.43.1.1: Dump phase number 3 completed.")
+        for phase in (1, 2, 3):
+            yield Info(f"Backup Server: 3.43.1.1: Dump phase number {phase} completed.")
         kb = result.raw_bytes // 1024
         yield Info(f"Backup Server: 4.188.1.1: Database {name}: {kb} kilobytes (100%) DUMPED.")
         yield Info(f"Backup Server: 3.42.1.1: DUMP is complete (database {name}).")
-        yield Done()
+        yield result
 
     # -- load ------------------------------------------------------------------
     async def load(self, session: Session, stmt: LoadDatabase) -> AsyncIterator:
-        name = stmt.database
-        if name.startswith("@"):
-            name = str(session.variables.get(name.lstrip("@")) or name)
+        name = self._database_name(session, stmt)
+        if self._archive_devices(stmt):
+            async for r in self._archive_load(session, stmt, name):
+                yield r
+            return
         paths, _level = self._device_paths(session, stmt)
         for p in paths:
             if not p.exists():
@@ -166,6 +188,13 @@ class BackupServer:
             async for r in self._list(paths, bool(stmt.options.get("listonly"))):
                 yield r
             return
+        self._check_load_target(name)
+        async for item in self._load_from(name, lambda: [FileSource(p) for p in paths], [str(p) for p in paths]):
+            if isinstance(item, Info):
+                yield item
+        yield Done()
+
+    def _check_load_target(self, name: str):
         info = self.server.master.get(name)
         if info is None:
             raise no_such_database(name)
@@ -177,27 +206,31 @@ class BackupServer:
                 f"Database '{name}' is in use. A user with System Administrator (SA) role must have exclusive use "
                 f"of database to run load (sp_who shows who is using it).",
             )
+        return info
+
+    async def _load_from(self, name: str, open_sources, labels: list[str], on_progress=None) -> AsyncIterator:
+        """Verify every stripe into a temporary file, then swap it in; the target is untouched on failure."""
+        info = self._check_load_target(name)
         self._busy(name, "load")
         previous_state = info.state
-        sid = next(self._sessions)
         target = self.server.master.db_path(name)
         tmp = target.with_name(f".{name}.load.tmp")
         try:
             self.server.master.set_state(name, LOADING)
-            yield Info(MSG_SESSION.format(sid=sid))
-            sources = [FileSource(p) for p in paths]
+            yield Info(MSG_SESSION.format(sid=next(self._sessions)))
+            sources = open_sources()
             try:
                 work = lambda progress, cancel: load_database(  # noqa: E731
                     sources=sources, target_tmp=tmp, progress=progress, cancel=cancel,
                 )
-                async for item in _run_with_progress(work, name, paths, "LOADED"):
+                async for item in _run_with_progress(work, name, labels, "LOADED", on_progress):
                     if isinstance(item, Info):
                         yield item
                     else:
                         result = item
             finally:
                 for s in sources:
-                    with contextlib.suppress(OSError):
+                    with contextlib.suppress(Exception):
                         s.close()
             if info.size_mb and result.page_count * result.page_size > info.size_mb * 2**20:
                 need = -(-result.page_count * result.page_size // 2**20)
@@ -222,6 +255,73 @@ class BackupServer:
         yield Info(f"Backup Server: 3.42.1.1: LOAD is complete (database {name}).")
         yield Info("Use the ONLINE DATABASE command to bring this database online; ASE will not bring it "
                    "online automatically.")
+        yield result
+
+    # -- the sybackup:: archive API ---------------------------------------------
+    def _archive_devices(self, stmt) -> bool:
+        kinds = {d.spec.lower().startswith(ARCHIVE_PREFIX) for d in stmt.devices}
+        if kinds == {True, False}:
+            raise ServerError(
+                8009, 16, "Error encountered by Backup Server: every stripe of one command must use the same "
+                          "library: do not mix sybackup:: devices with file devices.")
+        if True in kinds:
+            if len(stmt.devices) > MAX_STRIPES:
+                self._device_paths(None, stmt)  # raises the stripe-limit error
+            if self.server.archive is None:
+                raise ServerError(
+                    8009, 16, "Error encountered by Backup Server: the sybackup:: archive API needs a master "
+                              "server: run this dataserver under `sybar serve`.")
+            return True
+        return False
+
+    async def _archive_dump(self, session: Session, stmt, name: str) -> AsyncIterator:
+        agent = self.server.archive
+        compression = self._compression(stmt, next((d.compress_level for d in stmt.devices
+                                                    if d.compress_level is not None), None))
+        try:
+            plan = await agent.begin_dump(session, name, [d.spec for d in stmt.devices], compression)
+        except StatusError as e:
+            raise ServerError(8009, 16, f"Error encountered by Backup Server: {e} (status {e.status})") from e
+        announce = [f"Backup Server: 4.171.1.1: Archive API stripe {s.stripe + 1}: backup object {s.name}, "
+                    f"job {s.job_id}" for s in plan.stripes]
+        try:
+            async for item in self._dump_to(name, plan.sinks, [s.name for s in plan.stripes], compression,
+                                            announce, on_progress=lambda p: agent.progress(plan, p)):
+                if isinstance(item, Info):
+                    yield item
+                else:
+                    result = item
+            image = await agent.commit_dump(plan, result)
+        except BaseException as e:
+            await agent.fail_dump(plan, e.__cause__ if isinstance(e, ServerError) and e.__cause__ else e)
+            raise
+        yield Info(f"sybackup: image {image.backup_id} recorded in the catalog: {len(plan.stripes)} stripes, "
+                   f"{image.kbytes} KB, policy {image.policy}, schedule {image.schedule}.")
+        yield Done()
+
+    async def _archive_load(self, session: Session, stmt, name: str) -> AsyncIterator:
+        agent = self.server.archive
+        if stmt.options.get("headeronly") or stmt.options.get("listonly"):
+            raise ServerError(8009, 16, "Error encountered by Backup Server: for sybackup:: dumps, "
+                                        "`sybar list` and the catalog browser show what a dump holds.")
+        self._check_load_target(name)
+        try:
+            plan = await agent.begin_load(session, name, [d.spec for d in stmt.devices])
+        except StatusError as e:
+            raise ServerError(8009, 16, f"Error encountered by Backup Server: {e} (status {e.status}) "
+                                        f"Database '{name}' was not changed.") from e
+        error = None
+        try:
+            names = [o.name for o in sorted(plan.image.objects, key=lambda o: o.stripe)]
+            async for item in self._load_from(name, lambda: plan.sources, names,
+                                              on_progress=lambda p: agent.load_progress(plan, p)):
+                if isinstance(item, Info):
+                    yield item
+        except BaseException as e:
+            error = e.__cause__ if isinstance(e, ServerError) and e.__cause__ else e
+            raise
+        finally:
+            await agent.end_load(plan, error)
         yield Done()
 
     async def _list(self, paths: list[Path], listonly: bool) -> AsyncIterator:
@@ -260,7 +360,7 @@ def _compression_level(value) -> int:
     return level
 
 
-async def _run_with_progress(work, database: str, paths: list[Path], verb: str) -> AsyncIterator:
+async def _run_with_progress(work, database: str, labels: list[str], verb: str, on_progress=None) -> AsyncIterator:
     """Run a Backup Server call in a thread and yield its progress as Backup Server lines.
 
     The call's result is yielded last. Cancelling (an attention from the client)
@@ -272,6 +372,8 @@ async def _run_with_progress(work, database: str, paths: list[Path], verb: str) 
     last: dict[int, tuple[float, int]] = {}
 
     def progress(p) -> None:
+        if on_progress is not None:
+            on_progress(p)  # job accounting: every event (the job manager throttles)
         pct = int(100 * p.bytes_done / p.bytes_total) if p.bytes_total else 100
         now = time.monotonic()
         t, step = last.get(p.stripe, (0.0, -1))
@@ -290,7 +392,7 @@ async def _run_with_progress(work, database: str, paths: list[Path], verb: str) 
                 if p.stripe not in announced:
                     announced.add(p.stripe)
                     yield Info(f"Backup Server: 6.28.1.1: Dumpfile name '{database}' section number 1 mounted on "
-                               f"disk file '{paths[p.stripe]}' (stripe {p.stripe + 1} of {p.stripes})")
+                               f"'{labels[p.stripe]}' (stripe {p.stripe + 1} of {p.stripes})")
                 yield Info(f"Backup Server: 4.188.1.1: Database {database}: stripe {p.stripe + 1} of {p.stripes}: "
                            f"{p.bytes_done // 1024} kilobytes ({pct}%) {verb}.")
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import sqlite3
@@ -35,6 +36,7 @@ class Dataserver:
         self.master = Master(home.data)
         self.sessions: dict[int, Session] = {}
         self.busy: dict[str, str] = {}          # database -> "dump" | "load" while one runs
+        self.archive = None                     # the sybackup:: archive API, when a master runs here
         self.databases = Databases(self)
         self.backup = BackupServer(self)
         self._spids = itertools.count(11)
@@ -58,7 +60,18 @@ class Dataserver:
             log.warning("login failed for %r from %s", record.user, peer[0] if peer else "?")
             raise LoginFailed("Login failed.")
         spid = next(self._spids)
-        session = Session(self, spid, record.user, record.host or (peer[0] if peer else ""), record.app)
+        client_pid = int(record.host_process) if record.host_process.strip().isdigit() else None
+        local = bool(peer) and ipaddress.ip_address(peer[0].split("%")[0]).is_loopback
+        session = Session(self, spid, record.user, record.host or (peer[0] if peer else ""), record.app,
+                          client_pid=client_pid, local_client=local)
+        self.sessions[spid] = session
+        return session
+
+    def internal_session(self, database: str = "master") -> Session:
+        """A session of the daemon's own (restores of an image): no login, never on the wire."""
+        spid = next(self._spids)
+        session = Session(self, spid, "sa", "localhost", "sybar master")
+        session.database = database
         self.sessions[spid] = session
         return session
 

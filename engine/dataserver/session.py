@@ -29,8 +29,12 @@ FETCH_ROWS = 500
 
 
 class Session:
-    def __init__(self, server: Dataserver, spid: int, user: str, host: str, app: str):
+    def __init__(self, server: Dataserver, spid: int, user: str, host: str, app: str,
+                 client_pid: int | None = None, local_client: bool = False):
         self.server = server
+        self.client_pid = client_pid      # the isql's pid, as its login says
+        self.local_client = local_client  # connected over loopback: its pid is ours to look up
+        self.job_id: int | None = None    # set for the daemon's own sessions (restore of an image)
         self.spid = spid
         self.user = user
         self.host = host

@@ -1,0 +1,919 @@
+"""The master server's catalog: images, their stripe objects, jobs and job logs.
+
+One SQLite file (``HOME/catalog.db``, mode 0600) in WAL mode, so that the CLI
+and the GUI can read while the daemon writes. A ``Catalog`` is safe to share
+between threads: it holds one connection behind a lock, and every write is one
+transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``).
+
+Images go through three states:
+
+- ``pending``: ``begin_image`` created it; stripes are being stored and
+  ``add_object`` records each stripe object as it lands.
+- ``complete``: ``commit_image`` checked, in the same transaction that flips
+  the state, that every stripe 0..N-1 has its object. The commit runs with
+  ``synchronous=FULL``: when it returns, the image is on disk. Only complete
+  images are ever listed, found or restored.
+- ``failed``: ``fail_image`` gave up on it. Pending and failed images are what
+  ``leftovers`` returns for ``sybar cleanup`` (their objects may sit on a
+  storage unit).
+
+So a backup that fails or is killed at any point leaves either a whole image
+or none, plus leftovers a cleanup finds.
+
+Times are unix seconds (floats) everywhere in the API; ``to_json`` adds ISO
+8601 local-time strings for people.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.jobs.status import BACKUP_FAILED, DATABASE_ERROR, MEANING, NO_ENTITY, StatusError
+
+SCHEMA_VERSION = 1
+
+IMAGE_STATES = ("pending", "complete", "failed")
+JOB_TYPES = ("backup", "restore", "dump", "load", "stripe", "verify", "cleanup")
+JOB_STATES = ("queued", "active", "done")
+SCHEDULE_TYPES = {
+    0: "Full",
+    1: "Differential Incremental",
+    2: "User Backup",
+    3: "User Archive",
+    4: "Cumulative Incremental",
+}
+
+_SCHEMA_V1 = """
+CREATE TABLE images (
+    backup_id     TEXT PRIMARY KEY,
+    client        TEXT NOT NULL,
+    dataserver    TEXT NOT NULL,
+    database      TEXT NOT NULL,
+    dump_type     TEXT NOT NULL CHECK (dump_type IN ('D', 'T')),
+    policy        TEXT,
+    schedule      TEXT,
+    schedule_type INTEGER,
+    keyword       TEXT,
+    backup_time   REAL NOT NULL,
+    expiration    REAL,
+    compression   INTEGER,
+    job_id        INTEGER,
+    dump_id       TEXT,
+    stripes       INTEGER NOT NULL CHECK (stripes >= 1),
+    kbytes        INTEGER NOT NULL DEFAULT 0,
+    state         TEXT NOT NULL CHECK (state IN ('pending', 'complete', 'failed')),
+    storage_unit  TEXT,
+    reason        TEXT,
+    created       REAL NOT NULL,
+    committed     REAL,
+    verified_at   REAL,
+    verify_status INTEGER
+);
+-- Partial indexes: every listing is of complete images only.
+CREATE INDEX images_time ON images (backup_time) WHERE state = 'complete';
+CREATE INDEX images_db_time ON images (database, backup_time) WHERE state = 'complete';
+CREATE INDEX images_client_time ON images (client, backup_time) WHERE state = 'complete';
+CREATE INDEX images_server_time ON images (dataserver, backup_time) WHERE state = 'complete';
+CREATE INDEX images_unfinished ON images (state, created) WHERE state != 'complete';
+
+CREATE TABLE objects (
+    backup_id     TEXT NOT NULL REFERENCES images (backup_id) ON DELETE CASCADE,
+    stripe        INTEGER NOT NULL CHECK (stripe >= 0),
+    name          TEXT NOT NULL UNIQUE,
+    storage_unit  TEXT,
+    bytes         INTEGER NOT NULL,
+    raw_bytes     INTEGER,
+    checksum      TEXT,
+    created       REAL NOT NULL,
+    PRIMARY KEY (backup_id, stripe)
+);
+
+CREATE TABLE jobs (
+    job_id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    parent_id      INTEGER,
+    type           TEXT NOT NULL,
+    state          TEXT NOT NULL CHECK (state IN ('queued', 'active', 'done')),
+    status         INTEGER,
+    client         TEXT,
+    dataserver     TEXT,
+    database       TEXT,
+    policy         TEXT,
+    schedule       TEXT,
+    script         TEXT,
+    stripe         INTEGER,
+    object_name    TEXT,
+    backup_id      TEXT,
+    started        REAL,
+    ended          REAL,
+    bytes_done     INTEGER NOT NULL DEFAULT 0,
+    bytes_expected INTEGER,
+    message        TEXT,
+    pid            INTEGER
+);
+CREATE INDEX jobs_parent ON jobs (parent_id);
+CREATE INDEX jobs_unfinished ON jobs (state) WHERE state != 'done';
+
+CREATE TABLE job_log (
+    job_id  INTEGER NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    time    REAL NOT NULL,
+    line    TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+"""
+
+# One entry per schema version: _MIGRATIONS[v] takes a catalog from version v to v+1.
+_MIGRATIONS: list[str] = [_SCHEMA_V1]
+
+
+def iso_local(t: float | None) -> str | None:
+    """Unix time as an ISO 8601 local time with its UTC offset, to the second."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One stripe of an image, stored as one backup object on a storage unit."""
+
+    backup_id: str
+    stripe: int
+    name: str
+    storage_unit: str | None
+    bytes: int
+    raw_bytes: int | None
+    checksum: str | None
+    created: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "stripe": self.stripe,
+            "bytes": self.bytes,
+            "raw_bytes": self.raw_bytes,
+            "checksum": self.checksum,
+            "storage_unit": self.storage_unit,
+        }
+
+
+@dataclass(frozen=True)
+class Image:
+    """A backup image: one dump (all of its stripes) of one database."""
+
+    backup_id: str
+    client: str
+    dataserver: str
+    database: str
+    dump_type: str
+    policy: str | None
+    schedule: str | None
+    schedule_type: int | None
+    keyword: str | None
+    backup_time: float
+    expiration: float | None
+    compression: int | None
+    job_id: int | None
+    dump_id: str | None
+    stripes: int
+    kbytes: int
+    state: str
+    storage_unit: str | None
+    reason: str | None
+    created: float
+    committed: float | None
+    verified_at: float | None
+    verify_status: int | None
+    objects: list[ObjectRecord] = field(default_factory=list)
+
+    @property
+    def type(self) -> str:
+        return self.dump_type
+
+    @property
+    def bytes(self) -> int:
+        return sum(o.bytes for o in self.objects)
+
+    def object_names(self) -> list[str]:
+        return [o.name for o in sorted(self.objects, key=lambda o: o.stripe)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backup_id": self.backup_id,
+            "database": self.database,
+            "type": self.dump_type,
+            "backup_time": iso_local(self.backup_time),
+            "backup_time_unix": self.backup_time,
+            "expiration": iso_local(self.expiration),
+            "expiration_unix": self.expiration,
+            "keyword": self.keyword,
+            "policy": self.policy,
+            "schedule": self.schedule,
+            "schedule_type": self.schedule_type,
+            "schedule_type_name": SCHEDULE_TYPES.get(self.schedule_type)
+            if self.schedule_type is not None
+            else None,
+            "client": self.client,
+            "dataserver": self.dataserver,
+            "kbytes": self.kbytes,
+            "compression": self.compression,
+            "job_id": self.job_id,
+            "dump_id": self.dump_id,
+            "state": self.state,
+            "storage_unit": self.storage_unit,
+            "stripe_count": self.stripes,
+            "stripes": [o.to_json() for o in sorted(self.objects, key=lambda o: o.stripe)],
+            "verified_at": iso_local(self.verified_at),
+            "verify_status": self.verify_status,
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: int
+    parent_id: int | None
+    type: str
+    state: str
+    status: int | None
+    client: str | None
+    dataserver: str | None
+    database: str | None
+    policy: str | None
+    schedule: str | None
+    script: str | None
+    stripe: int | None
+    object_name: str | None
+    backup_id: str | None
+    started: float | None
+    ended: float | None
+    bytes_done: int
+    bytes_expected: int | None
+    message: str | None
+    pid: int | None
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended if self.ended is not None else time.time()) - self.started
+
+    def to_json(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["status_text"] = MEANING.get(self.status) if self.status is not None else None
+        d["started_iso"] = iso_local(self.started)
+        d["ended_iso"] = iso_local(self.ended)
+        d["elapsed"] = self.elapsed
+        return d
+
+
+_IMAGE_COLUMNS = tuple(f.name for f in fields(Image) if f.name != "objects")
+_OBJECT_COLUMNS = ("backup_id", "stripe", "name", "storage_unit", "bytes", "raw_bytes", "checksum", "created")
+_JOB_COLUMNS = tuple(f.name for f in fields(Job))
+_JOB_WRITABLE = frozenset(_JOB_COLUMNS) - {"job_id"}
+
+_IMAGE_SELECT = "SELECT " + ", ".join(_IMAGE_COLUMNS) + " FROM images"
+_OBJECT_SELECT = "SELECT " + ", ".join(_OBJECT_COLUMNS) + " FROM objects"
+_JOB_SELECT = "SELECT " + ", ".join(_JOB_COLUMNS) + " FROM jobs"
+
+_ANY: Any = object()  # "no filter" sentinel where None is a meaningful value
+
+
+def _prefix_end(prefix: str) -> str:
+    """The smallest string greater than every string starting with prefix."""
+    return prefix + "\U0010ffff"
+
+
+# ---------------------------------------------------------------- catalog
+
+
+class Catalog:
+    """The catalog database. Use as a context manager or call ``close()``."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.path.exists():
+            # Create the file 0600 ourselves: SQLite gives -wal/-shm the database's mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise self._db_error("open", e) from e
+
+    @classmethod
+    def for_home(cls, home: Any) -> Catalog:
+        """The catalog of a sybar home (``HOME/catalog.db``)."""
+        return cls(Path(home.root) / "catalog.db")
+
+    # -- plumbing
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _db_error(self, action: str, e: Exception) -> StatusError:
+        return StatusError(
+            DATABASE_ERROR,
+            f"The catalog {self.path} could not {action}: {e}. Check that the disk is not full "
+            "and that no other program holds the file locked.",
+        )
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StatusError(
+                    DATABASE_ERROR,
+                    f"The catalog {self.path} has schema version {version}, newer than this sybar "
+                    f"understands ({SCHEMA_VERSION}); run a newer sybar.",
+                )
+            while version < SCHEMA_VERSION:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    current = self._db.execute("PRAGMA user_version").fetchone()[0]
+                    if current != version:  # another process migrated meanwhile
+                        self._db.execute("ROLLBACK")
+                        version = current
+                        continue
+                    for stmt in _MIGRATIONS[version].split(";"):
+                        if stmt.strip():
+                            self._db.execute(stmt)
+                    self._db.execute(f"PRAGMA user_version = {version + 1}")
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                version += 1
+
+    @contextlib.contextmanager
+    def _tx(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction. durable=True: synchronous=FULL for this commit."""
+        with self._lock:
+            try:
+                if durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as e:
+                raise self._db_error("start a write", e) from e
+            try:
+                yield self._db
+            except BaseException as e:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                if durable:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("PRAGMA synchronous=NORMAL")
+                if isinstance(e, sqlite3.Error):
+                    raise self._db_error("write", e) from e
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise self._db_error("commit a write", e) from e
+            finally:
+                if durable:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, tuple(params)).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise self._db_error("be read", e) from e
+
+    # -- images
+
+    def new_backup_id(self, client: str, when: float) -> str:
+        """``client_<10-digit unix time>``, bumping the seconds while the id is taken."""
+        with self._lock:
+            return self._free_backup_id(self._db, client, when)
+
+    @staticmethod
+    def _free_backup_id(db: sqlite3.Connection, client: str, when: float) -> str:
+        seconds = int(when)
+        while True:
+            backup_id = f"{client}_{seconds:010d}"
+            if db.execute("SELECT 1 FROM images WHERE backup_id = ?", (backup_id,)).fetchone() is None:
+                return backup_id
+            seconds += 1
+
+    def begin_image(
+        self,
+        *,
+        client: str,
+        dataserver: str,
+        database: str,
+        dump_type: str,
+        stripes: int,
+        backup_time: float | None = None,
+        backup_id: str | None = None,
+        policy: str | None = None,
+        schedule: str | None = None,
+        schedule_type: int | None = None,
+        keyword: str | None = None,
+        expiration: float | None = None,
+        compression: int | None = None,
+        job_id: int | None = None,
+        dump_id: str | None = None,
+        storage_unit: str | None = None,
+    ) -> Image:
+        """Record a pending image (invisible until ``commit_image``).
+
+        Without backup_id, one is allocated from client and backup_time in the
+        same transaction, so concurrent backups never share an id."""
+        if dump_type not in ("D", "T"):
+            raise ValueError(f"dump_type must be 'D' or 'T', not {dump_type!r}")
+        if stripes < 1:
+            raise ValueError("an image has at least one stripe")
+        now = time.time()
+        if backup_time is None:
+            backup_time = now
+        with self._tx() as db:
+            if backup_id is None:
+                backup_id = self._free_backup_id(db, client, backup_time)
+            elif db.execute("SELECT 1 FROM images WHERE backup_id = ?", (backup_id,)).fetchone():
+                raise StatusError(BACKUP_FAILED, f"The catalog already has an image {backup_id}.")
+            db.execute(
+                "INSERT INTO images (backup_id, client, dataserver, database, dump_type, policy, schedule,"
+                " schedule_type, keyword, backup_time, expiration, compression, job_id, dump_id, stripes,"
+                " kbytes, state, storage_unit, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', ?, ?)",
+                (
+                    backup_id, client, dataserver, database, dump_type, policy, schedule, schedule_type,
+                    keyword, backup_time, expiration, compression, job_id, dump_id, stripes,
+                    storage_unit, now,
+                ),
+            )  # fmt: skip
+        image = self.get_image(backup_id, include_pending=True)
+        assert image is not None
+        return image
+
+    def add_object(
+        self,
+        backup_id: str,
+        *,
+        stripe: int,
+        name: str,
+        storage_unit: str | None,
+        bytes: int,
+        raw_bytes: int | None = None,
+        checksum: str | None = None,
+    ) -> ObjectRecord:
+        """Record one stored stripe object of a pending image."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT state, stripes FROM images WHERE backup_id = ?", (backup_id,)).fetchone()
+            if row is None:
+                raise StatusError(
+                    NO_ENTITY, f"The catalog has no image {backup_id} to add stripe {stripe} to."
+                )
+            state, stripes = row
+            if state != "pending":
+                raise StatusError(
+                    BACKUP_FAILED, f"Image {backup_id} is {state}; stripe {stripe} cannot be added to it."
+                )
+            if not 0 <= stripe < stripes:
+                raise StatusError(
+                    BACKUP_FAILED,
+                    f"Image {backup_id} has {stripes} stripes (0-{stripes - 1}), not stripe {stripe}.",
+                )
+            try:
+                db.execute(
+                    "INSERT INTO objects (backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, now),
+                )
+            except sqlite3.IntegrityError as e:
+                other = db.execute("SELECT backup_id, stripe FROM objects WHERE name = ?", (name,)).fetchone()
+                if other is not None:
+                    raise StatusError(
+                        BACKUP_FAILED,
+                        f"The catalog already has an object named {name} (image {other[0]} stripe {other[1]}).",
+                    ) from e
+                raise StatusError(
+                    BACKUP_FAILED, f"Image {backup_id} already has an object for stripe {stripe}."
+                ) from e
+        return ObjectRecord(backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, now)
+
+    def commit_image(self, backup_id: str) -> Image:
+        """Make a pending image visible, in one durable transaction, if and only if
+        it has exactly one object for each stripe 0..N-1. Raises StatusError (and
+        leaves the image pending and invisible) otherwise. Committing a complete
+        image again returns it unchanged."""
+        with self._tx(durable=True) as db:
+            row = db.execute("SELECT state, stripes FROM images WHERE backup_id = ?", (backup_id,)).fetchone()
+            if row is None:
+                raise StatusError(NO_ENTITY, f"The catalog has no image {backup_id} to commit.")
+            state, stripes = row
+            if state == "complete":
+                pass
+            elif state != "pending":
+                raise StatusError(BACKUP_FAILED, f"Image {backup_id} has failed and cannot be committed.")
+            else:
+                have = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT stripe FROM objects WHERE backup_id = ? ORDER BY stripe", (backup_id,)
+                    )
+                ]
+                if have != list(range(stripes)):
+                    missing = sorted(set(range(stripes)) - set(have))
+                    raise StatusError(
+                        BACKUP_FAILED,
+                        f"Image {backup_id} cannot be committed: "
+                        f"stripe{'s' if len(missing) != 1 else ''} {', '.join(map(str, missing))} of {stripes} "
+                        "never reached the storage unit. The backup is not usable; run it again.",
+                    )
+                total = db.execute(
+                    "SELECT sum(bytes) FROM objects WHERE backup_id = ?", (backup_id,)
+                ).fetchone()[0]
+                db.execute(
+                    "UPDATE images SET state = 'complete', kbytes = ?, committed = ? WHERE backup_id = ?",
+                    (math.ceil((total or 0) / 1024), time.time(), backup_id),
+                )
+        image = self.get_image(backup_id)
+        assert image is not None
+        return image
+
+    def fail_image(self, backup_id: str, reason: str) -> bool:
+        """Mark a pending image failed (it stays invisible; cleanup removes it).
+        Returns False when there was no pending image of that id."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE images SET state = 'failed', reason = ? WHERE backup_id = ? AND state = 'pending'",
+                (reason, backup_id),
+            )
+            return cur.rowcount > 0
+
+    def remove_image(self, backup_id: str) -> bool:
+        """Delete an image (any state) and its object records. The objects on the
+        storage unit are the caller's to remove."""
+        with self._tx() as db:
+            db.execute("DELETE FROM objects WHERE backup_id = ?", (backup_id,))
+            return db.execute("DELETE FROM images WHERE backup_id = ?", (backup_id,)).rowcount > 0
+
+    def set_verified(self, backup_id: str, status: int, when: float | None = None) -> None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE images SET verified_at = ?, verify_status = ? WHERE backup_id = ?",
+                (time.time() if when is None else when, status, backup_id),
+            )
+            if cur.rowcount == 0:
+                raise StatusError(NO_ENTITY, f"The catalog has no image {backup_id}.")
+
+    def import_images(self, images: Iterable[Image]) -> int:
+        """Insert complete images with their objects in one transaction (bulk
+        loads: catalog recovery, benchmarks, tests). Returns the number inserted."""
+        image_rows: list[tuple] = []
+        object_rows: list[tuple] = []
+        now = time.time()
+        for im in images:
+            image_rows.append(tuple("complete" if c == "state" else getattr(im, c) for c in _IMAGE_COLUMNS))
+            for o in im.objects:
+                object_rows.append(
+                    (im.backup_id, o.stripe, o.name, o.storage_unit, o.bytes, o.raw_bytes, o.checksum,
+                     o.created if o.created is not None else now)
+                )  # fmt: skip
+        with self._tx(durable=True) as db:
+            db.executemany(
+                f"INSERT INTO images ({', '.join(_IMAGE_COLUMNS)}) VALUES ({', '.join('?' * len(_IMAGE_COLUMNS))})",
+                image_rows,
+            )
+            db.executemany(
+                f"INSERT INTO objects ({', '.join(_OBJECT_COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(_OBJECT_COLUMNS))})",
+                object_rows,
+            )
+        return len(image_rows)
+
+    # -- image queries
+
+    def _objects_for(self, backup_ids: list[str]) -> dict[str, list[ObjectRecord]]:
+        out: dict[str, list[ObjectRecord]] = {b: [] for b in backup_ids}
+        for i in range(0, len(backup_ids), 500):
+            chunk = backup_ids[i : i + 500]
+            rows = self._query(
+                f"{_OBJECT_SELECT} WHERE backup_id IN ({', '.join('?' * len(chunk))}) ORDER BY backup_id, stripe",
+                chunk,
+            )
+            for r in rows:
+                out[r[0]].append(ObjectRecord(*r))
+        return out
+
+    def _images(self, rows: list[tuple], with_objects: bool = True) -> list[Image]:
+        if not rows:
+            return []
+        objs = self._objects_for([r[0] for r in rows]) if with_objects else {}
+        return [Image(*r, objects=objs.get(r[0], [])) for r in rows]
+
+    def get_image(self, backup_id: str, include_pending: bool = False) -> Image | None:
+        """A complete image by backup id (pending and failed ones too when include_pending)."""
+        sql = f"{_IMAGE_SELECT} WHERE backup_id = ?"
+        if not include_pending:
+            sql += " AND state = 'complete'"
+        images = self._images(self._query(sql, (backup_id,)))
+        return images[0] if images else None
+
+    @staticmethod
+    def _filters(
+        database: str | None,
+        client: str | None,
+        dataserver: str | None,
+        since: float | None,
+        until: float | None,
+        dump_type: str | None,
+        keyword: str | None,
+        policy: str | None,
+    ) -> tuple[str, list[Any]]:
+        where = ["state = 'complete'"]
+        params: list[Any] = []
+        for col, val in (
+            ("database", database),
+            ("client", client),
+            ("dataserver", dataserver),
+            ("dump_type", dump_type),
+            ("keyword", keyword),
+            ("policy", policy),
+        ):
+            if val is not None:
+                where.append(f"{col} = ?")
+                params.append(val)
+        if since is not None:
+            where.append("backup_time >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("backup_time <= ?")
+            params.append(until)
+        return " WHERE " + " AND ".join(where), params
+
+    def list_images(
+        self,
+        *,
+        database: str | None = None,
+        client: str | None = None,
+        dataserver: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        dump_type: str | None = None,
+        keyword: str | None = None,
+        policy: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = True,
+        with_objects: bool = True,
+    ) -> list[Image]:
+        """Complete images matching every given filter (exact matches; since and
+        until are inclusive unix times), ordered by backup time."""
+        where, params = self._filters(database, client, dataserver, since, until, dump_type, keyword, policy)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"{_IMAGE_SELECT}{where} ORDER BY backup_time {order}, rowid {order}"
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else limit, offset]
+        return self._images(self._query(sql, params), with_objects)
+
+    def count_images(
+        self,
+        *,
+        database: str | None = None,
+        client: str | None = None,
+        dataserver: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        dump_type: str | None = None,
+        keyword: str | None = None,
+        policy: str | None = None,
+    ) -> int:
+        where, params = self._filters(database, client, dataserver, since, until, dump_type, keyword, policy)
+        return self._query(f"SELECT count(*) FROM images{where}", params)[0][0]
+
+    def find_dump(self, name_or_prefix: str, *, database: str | None = None) -> Image | None:
+        """The complete image a load names.
+
+        - an exact object name (any stripe's): that object's image;
+        - an exact backup id: that image;
+        - otherwise a prefix of object names (``SYBAR.mydb.D`` or
+          ``SYBAR.mydb.D.0.1234``): the newest image having an object whose
+          name starts with it.
+
+        With database, only images of that database qualify."""
+        key = name_or_prefix.strip()
+        if not key:
+            return None
+        db_filter = " AND i.database = ?" if database is not None else ""
+        db_params = [database] if database is not None else []
+        rows = self._query(
+            f"SELECT i.backup_id FROM objects o JOIN images i ON i.backup_id = o.backup_id"
+            f" WHERE o.name = ? AND i.state = 'complete'{db_filter}",
+            [key, *db_params],
+        )
+        if not rows:
+            rows = self._query(
+                f"SELECT i.backup_id FROM images i WHERE i.backup_id = ? AND i.state = 'complete'{db_filter}",
+                [key, *db_params],
+            )
+        if not rows:
+            rows = self._find_by_prefix(key, database)
+        return self.get_image(rows[0][0]) if rows else None
+
+    def _find_by_prefix(self, prefix: str, database: str | None) -> list[tuple]:
+        lo, hi = prefix, _prefix_end(prefix)
+        exists = (
+            "EXISTS (SELECT 1 FROM objects o WHERE o.backup_id = i.backup_id AND o.name >= ? AND o.name < ?)"
+        )
+        # Names are SERVER.DATABASE.TYPE.STRIPE...: the whole tokens of the prefix
+        # narrow the search to one database's images, newest first, via its index.
+        parts = prefix.split(".")
+        whole = parts[:-1]
+        hint_db = whole[1] if len(whole) >= 2 else None
+        hint_type = whole[2] if len(whole) >= 3 and whole[2] in ("D", "T") else None
+        if hint_db is not None and database is not None and hint_db != database:
+            hint_db = None  # contradicts: let the general query decide (it will find nothing)
+        target_db = database if database is not None else hint_db
+        if target_db is not None:
+            type_filter = " AND i.dump_type = ?" if hint_type is not None else ""
+            rows = self._query(
+                f"SELECT i.backup_id FROM images i WHERE i.state = 'complete' AND i.database = ?{type_filter}"
+                f" AND {exists} ORDER BY i.backup_time DESC, i.rowid DESC LIMIT 1",
+                [target_db, *([hint_type] if hint_type is not None else []), lo, hi],
+            )
+            if rows or database is not None:
+                return rows
+        # General case: driven by the object-name index.
+        db_filter = " AND i.database = ?" if database is not None else ""
+        return self._query(
+            "SELECT i.backup_id FROM objects o JOIN images i ON i.backup_id = o.backup_id"
+            f" WHERE o.name >= ? AND o.name < ? AND i.state = 'complete'{db_filter}"
+            " ORDER BY i.backup_time DESC, i.rowid DESC LIMIT 1",
+            [lo, hi] + ([database] if database is not None else []),
+        )
+
+    def leftovers(self, older_than: float) -> list[Image]:
+        """Pending and failed images created before older_than (unix time), with
+        their object records: what ``sybar cleanup`` removes."""
+        rows = self._query(
+            f"{_IMAGE_SELECT} WHERE state != 'complete' AND created < ? ORDER BY created",
+            (older_than,),
+        )
+        return self._images(rows)
+
+    def object_names(self) -> set[str]:
+        """Names of every object the catalog knows (images in any state), to find
+        orphan objects on a storage unit."""
+        return {r[0] for r in self._query("SELECT name FROM objects")}
+
+    # -- jobs
+
+    def create_job(
+        self,
+        *,
+        type: str,
+        parent_id: int | None = None,
+        state: str = "active",
+        status: int | None = None,
+        client: str | None = None,
+        dataserver: str | None = None,
+        database: str | None = None,
+        policy: str | None = None,
+        schedule: str | None = None,
+        script: str | None = None,
+        stripe: int | None = None,
+        object_name: str | None = None,
+        backup_id: str | None = None,
+        started: float | None = None,
+        ended: float | None = None,
+        bytes_done: int = 0,
+        bytes_expected: int | None = None,
+        message: str | None = None,
+        pid: int | None = None,
+    ) -> int:
+        """A new job; an active job without ``started`` starts now. Returns its id."""
+        if type not in JOB_TYPES:
+            raise ValueError(f"job type must be one of {', '.join(JOB_TYPES)}, not {type!r}")
+        if state not in JOB_STATES:
+            raise ValueError(f"job state must be one of {', '.join(JOB_STATES)}, not {state!r}")
+        if started is None and state != "queued":
+            started = time.time()
+        values = dict(
+            parent_id=parent_id, type=type, state=state, status=status, client=client, dataserver=dataserver,
+            database=database, policy=policy, schedule=schedule, script=script, stripe=stripe,
+            object_name=object_name, backup_id=backup_id, started=started, ended=ended, bytes_done=bytes_done,
+            bytes_expected=bytes_expected, message=message, pid=pid,
+        )  # fmt: skip
+        cols = list(values)
+        with self._tx() as db:
+            cur = db.execute(
+                f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [values[c] for c in cols],
+            )
+            return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def update_job(self, job_id: int, **fields: Any) -> None:
+        if not fields:
+            return
+        unknown = set(fields) - _JOB_WRITABLE
+        if unknown:
+            raise ValueError(f"unknown job fields: {', '.join(sorted(unknown))}")
+        if "state" in fields and fields["state"] not in JOB_STATES:
+            raise ValueError(f"job state must be one of {', '.join(JOB_STATES)}")
+        cols = list(fields)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in cols)} WHERE job_id = ?",
+                [fields[c] for c in cols] + [job_id],
+            )
+
+    def end_job(
+        self, job_id: int, status: int, message: str | None = None, when: float | None = None
+    ) -> bool:
+        """Finish a job with a NetBackup status. Returns False (and changes
+        nothing) when the job had already ended or does not exist."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE jobs SET state = 'done', status = ?, message = ?, ended = ?,"
+                " started = coalesce(started, ?) WHERE job_id = ? AND state != 'done'",
+                (status, message, time.time() if when is None else when, time.time(), job_id),
+            )
+            return cur.rowcount > 0
+
+    def get_job(self, job_id: int) -> Job | None:
+        rows = self._query(f"{_JOB_SELECT} WHERE job_id = ?", (job_id,))
+        return Job(*rows[0]) if rows else None
+
+    def list_jobs(
+        self, *, parent_id: Any = _ANY, active_only: bool = False, limit: int | None = 100
+    ) -> list[Job]:
+        """Jobs, newest first. parent_id: omitted = all jobs, None = top-level
+        jobs only, an id = that job's children."""
+        where: list[str] = []
+        params: list[Any] = []
+        if parent_id is None:
+            where.append("parent_id IS NULL")
+        elif parent_id is not _ANY:
+            where.append("parent_id = ?")
+            params.append(parent_id)
+        if active_only:
+            where.append("state != 'done'")
+        sql = _JOB_SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY job_id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [Job(*r) for r in self._query(sql, params)]
+
+    def children(self, job_id: int) -> list[Job]:
+        """A job's child jobs in the order they were created (stripe 0 first)."""
+        return [Job(*r) for r in self._query(f"{_JOB_SELECT} WHERE parent_id = ? ORDER BY job_id", (job_id,))]
+
+    def append_log(self, job_id: int, line: str, when: float | None = None) -> None:
+        self.append_log_many(job_id, [line], when)
+
+    def append_log_many(self, job_id: int, lines: Iterable[str], when: float | None = None) -> None:
+        """Append lines to a job's log in one transaction."""
+        t = time.time() if when is None else when
+        lines = list(lines)
+        if not lines:
+            return
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)).fetchone() is None:
+                raise StatusError(NO_ENTITY, f"There is no job {job_id} to log to.")
+            seq = db.execute(
+                "SELECT coalesce(max(seq), 0) FROM job_log WHERE job_id = ?", (job_id,)
+            ).fetchone()[0]
+            db.executemany(
+                "INSERT INTO job_log (job_id, seq, time, line) VALUES (?, ?, ?, ?)",
+                [(job_id, seq + i + 1, t, line) for i, line in enumerate(lines)],
+            )
+
+    def job_log(self, job_id: int) -> list[tuple[float, str]]:
+        return [
+            (r[0], r[1])
+            for r in self._query("SELECT time, line FROM job_log WHERE job_id = ? ORDER BY seq", (job_id,))
+        ]

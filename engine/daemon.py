@@ -1,0 +1,245 @@
+"""`sybar serve`: every role of one home in one daemon (the embedded default).
+
+master (catalog, jobs, events, bphdb, control API), dataserver (TDS 5.0) and
+the supervisor of the media server process. The control API's operations are
+the methods below; the CLI and the GUI only ever call them over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from engine import __version__
+from engine.agent.sybackup import ArchiveAgent
+from engine.bphdb.runner import ScriptContext, ScriptRun, check_script, script_environment
+from engine.catalog.catalog import Catalog
+from engine.config import load_config
+from engine.control.auth import ensure_token
+from engine.control.server import serve_control
+from engine.dataserver.server import Dataserver, write_client_files
+from engine.home import Home, write_private_file
+from engine.jobs.events import EventBus
+from engine.jobs.manager import JobManager
+from engine.jobs.status import (
+    BACKUP_FAILED,
+    RESTORE_ERROR,
+    SUCCESS,
+    TERMINATED_BY_ADMIN,
+    StatusError,
+)
+from engine.media.supervisor import MediaSupervisor
+
+log = logging.getLogger(__name__)
+
+NO_ENTITY = 227  # NetBackup: no entity was found
+
+
+class Daemon:
+    def __init__(self, home: Home, name: str = "SYBAR"):
+        self.home = home
+        self.config = load_config(home)
+        self.catalog = Catalog(home.root / "catalog.db")
+        self.bus = EventBus()
+        self.jobs = JobManager(self.catalog, self.bus)
+        self.dataserver = Dataserver(home, name)
+        self.agent = ArchiveAgent(self)
+        self.dataserver.archive = self.agent
+        self.media = MediaSupervisor(home, {u.name: str(u.path) for u in self.config.storage_units.values()})
+        self.token = ensure_token(home)
+        self.script_jobs: dict[int, int] = {}      # script pid (= session id of what it starts) -> job id
+        self._runs: dict[int, ScriptRun] = {}       # job id -> running script
+        self.keywords: dict[int, str] = {}          # backup job id -> its keyword phrase
+        self._tasks: set[asyncio.Task] = set()
+        self._control = None
+        self.addresses: dict[str, str] = {}
+
+    # -- life --------------------------------------------------------------------
+    async def start(self, host: str, port: int) -> None:
+        self.jobs.bind_loop(asyncio.get_running_loop()) if hasattr(self.jobs, "bind_loop") else None
+        ds_host, ds_port = await self.dataserver.start(host, port)
+        write_client_files(self.home, self.dataserver.name, ds_host, ds_port)
+        self.addresses["dataserver"] = f"{ds_host}:{ds_port}"
+        m_host, m_port = await self.media.ensure_running()
+        self.addresses["media"] = f"{m_host}:{m_port}"
+        self._control, (c_host, c_port) = await serve_control(self, self.token, "127.0.0.1", 0)
+        self.addresses["control"] = f"http://{c_host}:{c_port}"
+        write_private_file(self.home.root / "control.json", json.dumps({
+            "url": self.addresses["control"], "pid": os.getpid(), "dataserver": self.addresses["dataserver"],
+            "media": self.addresses["media"], "started": time.time(),
+        }) + "\n")
+
+    async def stop(self) -> None:
+        for run in list(self._runs.values()):
+            await run.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._control is not None:
+            await self._control.cleanup()
+        (self.home.root / "control.json").unlink(missing_ok=True)
+        await self.media.stop()
+        await self.dataserver.stop()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- who started this isql? ----------------------------------------------------
+    def job_for_client_pid(self, pid: int | None) -> int | None:
+        from engine.bphdb.runner import session_of
+
+        if not pid:
+            return None
+        sid = session_of(pid)
+        return self.script_jobs.get(sid) if sid else None
+
+    # -- control API operations -----------------------------------------------------
+    def status(self) -> dict:
+        return {
+            "version": __version__, "home": str(self.home.root), "pid": os.getpid(),
+            "roles": ["master", "dataserver", "media"], "dataserver_name": self.dataserver.name,
+            "addresses": dict(self.addresses), "media_pid": self.media.pid,
+            "master_server": self.config.master_server, "client": self.config.client,
+            "default_policy": self.config.default_policy, "default_schedule": self.config.default_schedule,
+        }
+
+    def _policy_schedule(self, policy: str | None, schedule: str | None):
+        pol = self.config.policy(policy or self.config.default_policy)
+        sched = pol.schedule(schedule or self.config.default_schedule)
+        return pol, sched
+
+    async def start_backup(self, scripts: list[str], *, policy=None, schedule=None, keyword=None) -> list[int]:
+        pol, sched = self._policy_schedule(policy, schedule)
+        sched.check_window_now()
+        checked = [check_script(s) for s in scripts]   # all or nothing: refuse before anything runs
+        ids = []
+        for script in checked:
+            job_id = self.jobs.start_job(type="backup", client=self.config.client, policy=pol.name,
+                                         schedule=sched.name, script=str(script),
+                                         dataserver=self.dataserver.name)
+            ctx = ScriptContext(job_id=job_id, master_server=self.config.master_server, client=self.config.client,
+                                policy=pol.name, schedule=sched.name, schedule_type=sched.schedule_type,
+                                keyword=keyword or "", home=str(self.home.root))
+            if keyword:
+                self.keywords[job_id] = keyword
+            self._spawn(self._run_script(job_id, script, ctx, "backup"))
+            ids.append(job_id)
+        return ids
+
+    async def start_restore_script(self, script: str) -> int:
+        path = check_script(script)
+        pol, sched = self._policy_schedule(None, None)  # restores may run at any time: no window check
+        job_id = self.jobs.start_job(type="restore", client=self.config.client, policy=pol.name,
+                                     schedule=sched.name, script=str(path), dataserver=self.dataserver.name)
+        ctx = ScriptContext(job_id=job_id, master_server=self.config.master_server, client=self.config.client,
+                            policy=pol.name, schedule=sched.name, schedule_type=sched.schedule_type,
+                            operation="restore", home=str(self.home.root))
+        self._spawn(self._run_script(job_id, path, ctx, "restore"))
+        return job_id
+
+    async def _run_script(self, job_id: int, script: Path, ctx: ScriptContext, operation: str) -> None:
+        from engine.demo import isql_program
+
+        run = ScriptRun(script, script_environment(ctx, isql_program()), lambda line: self.jobs.log(job_id, line))
+        status, message = SUCCESS, ""
+        try:
+            await run.start()
+            self.script_jobs[run.pid] = job_id
+            self._runs[job_id] = run
+            self.jobs.update(job_id, pid=run.pid)
+            self.jobs.log(job_id, f"bphdb: started {script} (pid {run.pid})")
+            rc = await run.wait()
+            status, message = self._script_status(job_id, operation, rc, run.cancelled)
+        except StatusError as e:
+            status, message = e.status, str(e)
+        except Exception as e:  # a bug here must still end the job
+            log.exception("running %s failed", script)
+            status, message = 130, f"system error while running {script}: {e}"
+        finally:
+            if run.pid:
+                self.script_jobs.pop(run.pid, None)
+            self._runs.pop(job_id, None)
+            self.keywords.pop(job_id, None)
+            self.jobs.log(job_id, f"bphdb: {script} ended: status {status}: {message}")
+            self.jobs.end_job(job_id, status, message)
+
+    def _script_status(self, job_id: int, operation: str, rc: int, cancelled: bool) -> tuple[int, str]:
+        children = self.catalog.children(job_id)
+        failed = [c for c in children if c.status not in (None, 0)]
+        moved = [c for c in children if c.type == "stripe" and c.status == 0]
+        if cancelled:
+            return TERMINATED_BY_ADMIN, "termination requested by administrator: the script was stopped"
+        if failed:
+            worst = failed[0]
+            return worst.status, f"stripe job {worst.job_id} failed: {worst.message}"
+        if rc != 0:
+            code = BACKUP_FAILED if operation == "backup" else RESTORE_ERROR
+            return code, f"the script exited with status {rc} (see the job log)"
+        if not moved:
+            code = BACKUP_FAILED if operation == "backup" else RESTORE_ERROR
+            what = "dump" if operation == "backup" else "load"
+            return code, (f"the script exited 0 but ran no {what} through sybackup::, so nothing was "
+                          f"{'backed up' if operation == 'backup' else 'restored'}")
+        return SUCCESS, "the requested operation was successfully completed"
+
+    async def start_restore_image(self, backup_id: str, database: str | None = None) -> int:
+        return await self.agent.restore_image(backup_id, database)
+
+    async def start_verify(self, backup_id: str) -> int:
+        return await self.agent.verify_image(backup_id)
+
+    async def list_images(self, **filters) -> list[dict]:
+        images = await asyncio.to_thread(self.catalog.list_images, **filters)
+        return [i.to_json() for i in images]
+
+    async def get_image(self, backup_id: str) -> dict:
+        image = await asyncio.to_thread(self.catalog.get_image, backup_id)
+        if image is None:
+            raise StatusError(NO_ENTITY, f"no image {backup_id} in the catalog: `sybar list` shows the images")
+        return image.to_json()
+
+    async def list_jobs(self, *, active_only=False, parent_id=None, limit=100) -> list[dict]:
+        jobs = await asyncio.to_thread(self.catalog.list_jobs, parent_id=parent_id, active_only=active_only,
+                                       limit=limit)
+        return [j.to_json() for j in jobs]
+
+    async def get_job(self, job_id: int) -> dict:
+        job = await asyncio.to_thread(self.catalog.get_job, job_id)
+        if job is None:
+            raise StatusError(NO_ENTITY, f"no job {job_id}: `sybar jobs` lists the jobs")
+        out = job.to_json()
+        out["children"] = [c.to_json() for c in await asyncio.to_thread(self.catalog.children, job_id)]
+        return out
+
+    async def job_log(self, job_id: int) -> list:
+        return [{"time": t, "line": line} for t, line in await asyncio.to_thread(self.catalog.job_log, job_id)]
+
+    async def cancel_job(self, job_id: int) -> bool:
+        run = self._runs.get(job_id)
+        hit = self.jobs.cancel(job_id)
+        if run is not None:
+            self.agent.cancel_for_job(job_id)
+            await run.cancel()
+            return True
+        return hit
+
+    async def cleanup(self) -> dict:
+        return await self.agent.cleanup()
+
+
+async def run_daemon(home: Home, name: str, host: str, port: int, stop: asyncio.Event) -> int:
+    daemon = Daemon(home, name)
+    await daemon.start(host, port)
+    print(f"sybar serve: dataserver {name} listening on {daemon.addresses['dataserver']}, media server on "
+          f"{daemon.addresses['media']}, control API on {daemon.addresses['control']} (home {home.root})",
+          flush=True)
+    await stop.wait()
+    print("sybar serve: stopping", flush=True)
+    await daemon.stop()
+    return 0
