@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     pw_del.add_argument("server")
     pw_del.add_argument("user")
 
+    from engine import cli_ops
+
+    cli_ops.add_parsers(sub, _add_home)
+
     demo = sub.add_parser("demo", help="make a ready demo home (databases, scripts) and serve it")
     _add_home(demo)
     demo.add_argument("--listen", metavar="HOST:PORT", default=f"127.0.0.1:{DEFAULT_PORT}")
@@ -85,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                 return secrets.password_set_command(args.server, args.user)
             secrets.delete_password(args.server, args.user)
             return 0
+        if args.command in ("backup", "restore", "list", "verify", "jobs", "cleanup"):
+            from engine import cli_ops
+            return cli_ops.main_for(args)
         if args.command == "demo":
             from engine.demo import run_demo
             return run_demo(args)
@@ -137,15 +144,15 @@ def take_sa_password(server, reset: bool) -> None:
 
 
 def serve(args) -> int:
-    from engine.dataserver.server import Dataserver
+    from engine.daemon import Daemon
 
     home = Home.resolve(args.home).ensure()
     host, port = parse_listen(args.listen)
     with home_lock(home):
-        server = Dataserver(home, args.name)
-        take_sa_password(server, args.reset_sa_password)
         _file_logging(home)
-        return asyncio.run(_serve_forever(server, home, host, port))
+        daemon = Daemon(home, args.name)
+        take_sa_password(daemon.dataserver, args.reset_sa_password)
+        return asyncio.run(_serve_forever(daemon, host, port))
 
 
 def _file_logging(home: Home) -> None:
@@ -161,20 +168,18 @@ def _file_logging(home: Home) -> None:
     os.chmod(home.logs / "serve.log", 0o600)
 
 
-async def _serve_forever(server, home: Home, host: str, port: int) -> int:
-    from engine.dataserver.server import write_client_files
-
-    real_host, real_port = await server.start(host, port)
-    write_client_files(home, server.name, real_host, real_port)
-    print(f"sybar serve: dataserver {server.name} listening on {real_host}:{real_port} (home {home.root})",
-          flush=True)
+async def _serve_forever(daemon, host: str, port: int) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await daemon.start(host, port)
+    a = daemon.addresses
+    print(f"sybar serve: dataserver {daemon.dataserver.name} listening on {a['dataserver']}; media server on "
+          f"{a['media']}; control API on {a['control']} (home {daemon.home.root})", flush=True)
     await stop.wait()
     print("sybar serve: stopping", flush=True)
-    await server.stop()
+    await daemon.stop()
     return 0
 
 

@@ -146,7 +146,9 @@ class Daemon:
     async def _run_script(self, job_id: int, script: Path, ctx: ScriptContext, operation: str) -> None:
         from engine.demo import isql_program
 
-        run = ScriptRun(script, script_environment(ctx, isql_program()), lambda line: self.jobs.log(job_id, line))
+        password = await self._script_password()
+        run = ScriptRun(script, script_environment(ctx, isql_program()), lambda line: self.jobs.log(job_id, line),
+                        stdin_password=password)
         status, message = SUCCESS, ""
         try:
             await run.start()
@@ -168,6 +170,18 @@ class Daemon:
             self.keywords.pop(job_id, None)
             self.jobs.log(job_id, f"bphdb: {script} ended: status {status}: {message}")
             self.jobs.end_job(job_id, status, message)
+
+    async def _script_password(self) -> str | None:
+        """The dataserver login's password from the keyring, for isql programs that prompt for it."""
+        from engine import secrets
+
+        if not getattr(self.config, "password_on_stdin", True):
+            return None
+        try:
+            # keyring off the event loop: secretstorage must not touch this loop
+            return await asyncio.to_thread(secrets.get_password, self.dataserver.name, "sa")
+        except StatusError:
+            return None
 
     def _script_status(self, job_id: int, operation: str, rc: int, cancelled: bool) -> tuple[int, str]:
         children = self.catalog.children(job_id)
@@ -231,15 +245,3 @@ class Daemon:
 
     async def cleanup(self) -> dict:
         return await self.agent.cleanup()
-
-
-async def run_daemon(home: Home, name: str, host: str, port: int, stop: asyncio.Event) -> int:
-    daemon = Daemon(home, name)
-    await daemon.start(host, port)
-    print(f"sybar serve: dataserver {name} listening on {daemon.addresses['dataserver']}, media server on "
-          f"{daemon.addresses['media']}, control API on {daemon.addresses['control']} (home {home.root})",
-          flush=True)
-    await stop.wait()
-    print("sybar serve: stopping", flush=True)
-    await daemon.stop()
-    return 0

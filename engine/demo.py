@@ -80,47 +80,65 @@ def _private_keyring_hint() -> str:
 
 
 def run_demo(args) -> int:
-    from engine.cli import home_lock, parse_listen
-    from engine.dataserver.server import Dataserver
+    from engine.cli import _file_logging, home_lock, parse_listen
+    from engine.daemon import Daemon
 
     home = Home.resolve(args.home).ensure()
     host, port = parse_listen(args.listen)
     with home_lock(home):
-        server = Dataserver(home)
-        sa_password_for_demo(server)
-        ensure_demo_databases(server, args.size_mb)
+        _file_logging(home)
+        daemon = Daemon(home)
+        sa_password_for_demo(daemon.dataserver)
+        ensure_demo_databases(daemon.dataserver, args.size_mb)
         install_sample_scripts(home)
-        return asyncio.run(_demo(server, home, host, port, args.once))
+        return asyncio.run(_demo(daemon, home, host, port, args.once))
 
 
-async def _demo(server, home: Home, host: str, port: int, once: bool) -> int:
-    from engine.dataserver.server import write_client_files
-
-    real_host, real_port = await server.start(host, port)
-    write_client_files(home, server.name, real_host, real_port)
-    print(f"sybar demo: dataserver {server.name} listening on {real_host}:{real_port} (home {home.root})",
-          flush=True)
+async def _demo(daemon, home: Home, host: str, port: int, once: bool) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await daemon.start(host, port)
+    a = daemon.addresses
+    print(f"sybar demo: dataserver {daemon.dataserver.name} listening on {a['dataserver']}; media server on "
+          f"{a['media']}; control API on {a['control']} (home {home.root})", flush=True)
     script = home.scripts / "sybase_mydb_backup"
-    print(f"sybar demo: running the sample backup script by hand: {script}", flush=True)
-    env = dict(os.environ, ISQL=isql_program(), SYBAR_HOME=str(home.root))
-    proc = await asyncio.create_subprocess_exec(str(script), env=env)
-    rc = await proc.wait()
-    print(f"sybar demo: the backup script exited with status {rc}; its dump is in {home.root / 'dumps'}",
-          flush=True)
+    print(f"sybar demo: a user-directed backup with the sample script: sybar backup {script}", flush=True)
+    status = await _follow_backup(daemon, script)
+    print(f"sybar demo: the backup ended with status {status}", flush=True)
     if not once:
         print(
             "sybar demo: try it yourself:\n"
-            f"    SYBAR_HOME={home.root} sybar isql -Usa -S{server.name}    (password from the keyring)\n"
-            f"    FREETDSCONF={home.freetds_conf} fisql -S {server.name} -U sa -P ...\n"
-            f"    {home.scripts / 'sybase_mydb_restore'}\n"
             + _private_keyring_hint()
-            + "Press Ctrl-C to stop.",
+            + f"    export SYBAR_HOME={home.root} PATH={Path(sys.executable).parent}:$PATH\n"
+            "    sybar list                     the images in the catalog\n"
+            f"    sybar backup {script}\n"
+            f"    sybar restore {home.scripts / 'sybase_mydb_restore'}\n"
+            "    sybar jobs                     the activity monitor\n"
+            f"    sybar isql -Usa -S{daemon.dataserver.name}          (password from the keyring)\n"
+            "Press Ctrl-C to stop.",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-    await server.stop()
-    return 0 if rc == 0 else 1
+    await daemon.stop()
+    return 0 if status == 0 else 1
+
+
+async def _follow_backup(daemon, script: Path) -> int:
+    """Run one backup job through bphdb and print its log and stripe progress as they come."""
+    sub = daemon.bus.subscribe()
+    try:
+        parent = (await daemon.start_backup([str(script)]))[0]
+        async for event in sub:
+            e = event.to_json()
+            kind = e.get("event")
+            if kind == "job_log" and e.get("job_id") == parent:
+                print(f"  {e['line']}", flush=True)
+            elif kind == "job_progress" and e.get("bytes_done") == e.get("bytes_expected"):
+                print(f"  stripe {(e.get('stripe') or 0) + 1}: {e['bytes_done'] // 1024} KB stored", flush=True)
+            elif kind == "job_ended" and e.get("job_id") == parent:
+                return int(e["status"])
+    finally:
+        sub.close()
+    return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -38,7 +39,7 @@ def _script_env(s, **extra) -> dict:
 def test_sample_backup_and_restore_scripts_by_hand(home_served, tmp_path):
     s = home_served
     scripts = install_sample_scripts(Home.resolve(s.home))
-    backup = s.home / "scripts" / "sybase_mydb_backup"
+    backup = s.home / "scripts" / "sybase_mydb_dump_to_files"
     assert backup in scripts and os.stat(backup).st_mode & 0o777 == 0o700
     r = subprocess.run([str(backup)], capture_output=True, text=True, env=_script_env(s, TMPDIR=str(tmp_path)),
                        timeout=120)
@@ -48,7 +49,7 @@ def test_sample_backup_and_restore_scripts_by_hand(home_served, tmp_path):
     assert len(stripes) == 2
 
     assert "Msg" not in s.sybar_isql("create database mydb_restore for load\ngo\n").stdout
-    restore = s.home / "scripts" / "sybase_mydb_restore"
+    restore = s.home / "scripts" / "sybase_mydb_load_from_files"
     r = subprocess.run([str(restore)], capture_output=True, text=True, env=_script_env(s, TMPDIR=str(tmp_path)),
                        timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -62,9 +63,9 @@ def test_failed_dump_makes_the_backup_script_fail(home_served, tmp_path):
     s = home_served
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    shutil.copy(s.home / "scripts" / "sybase_mydb_backup", scripts)
-    (scripts / "sybase_mydb_backup.sql").write_text('dump database nosuchdb to "x.dmp"\ngo\n')
-    r = subprocess.run([str(scripts / "sybase_mydb_backup")], capture_output=True, text=True,
+    shutil.copy(s.home / "scripts" / "sybase_mydb_dump_to_files", scripts)
+    (scripts / "sybase_mydb_dump_to_files.sql").write_text('dump database nosuchdb to "x.dmp"\ngo\n')
+    r = subprocess.run([str(scripts / "sybase_mydb_dump_to_files")], capture_output=True, text=True,
                        env=_script_env(s, TMPDIR=str(tmp_path)), timeout=120)
     assert r.returncode == 1
     assert "Msg 911" in r.stdout and "FAILED" in r.stderr
@@ -108,7 +109,7 @@ def test_example_missing_sql_file_fails(home_served):
     assert "sybase_hrdb_backup.sql" in r.stderr
 
 
-def test_demo_once_makes_a_home_and_dumps_mydb(tmp_path, sa_in_keyring):
+def test_demo_once_makes_a_home_and_backs_up_mydb(tmp_path, sa_in_keyring):
     home = tmp_path / "demo"
     r = subprocess.run(
         [_bin("sybar"), "demo", "--once", "--home", str(home), "--listen", "127.0.0.1:0", "--size-mb", "4"],
@@ -118,14 +119,19 @@ def test_demo_once_makes_a_home_and_dumps_mydb(tmp_path, sa_in_keyring):
     assert r.returncode == 0, r.stdout + r.stderr
     assert re.search(r"listening on 127\.0\.0\.1:\d+", r.stdout)
     assert "DUMP is complete (database mydb)" in r.stdout
-    assert len(list((home / "dumps").glob("mydb.full.stripe*.dmp"))) == 2
+    assert "ended with status 0" in r.stdout
+    # four sybackup:: stripes, four backup objects on the storage unit
+    assert len([p for p in (home / "storage" / "disk1").iterdir() if p.name.startswith("SYBAR.mydb.D.")]) == 4
     for name in ("mydb", "salesdb", "mydb_restore"):
         assert (home / "data" / f"{name}.db").exists()
-    assert (home / "scripts" / "sybase_mydb_restore").exists()
+    assert (home / "scripts" / "sybase_mydb_load_from_files").exists()
     # a second start reuses the home as it is
     s = start_serve(home, password=None)
     try:
         out = s.sybar_isql("sp_helpdb\ngo\nuse mydb\ngo\nselect count(*) from orders\ngo\n").stdout
         assert "mydb_restore" in out and "for load" in out and "Msg" not in out, out
+        listed = subprocess.run([_bin("sybar"), "list", "--json", "--home", str(home)], capture_output=True,
+                                text=True, timeout=60)
+        assert [i["database"] for i in json.loads(listed.stdout)] == ["mydb"]
     finally:
         stop_serve(s)

@@ -49,7 +49,7 @@ class StripePlan:
     sink: object = None
 
 
-@dataclass
+@dataclass(eq=False)
 class DumpPlan:
     backup_id: str
     parent_job: int
@@ -80,6 +80,7 @@ class ArchiveAgent:
         self.daemon = daemon
         self._cancels: dict[int, set[threading.Event]] = {}
         self._secret: bytes | None = None
+        self._active_plans: set[DumpPlan] = set()  # dumps under way: their objects are not orphans
 
     # -- helpers -----------------------------------------------------------------
     def _media(self) -> MediaClient:
@@ -155,6 +156,7 @@ class ArchiveAgent:
         pid = session.client_pid or os.getpid()
         plan = DumpPlan(backup_id=backup_id, parent_job=parent, own_parent=own_parent, database=database,
                         stripes=[], storage_unit=unit.name, started=now)
+        self._active_plans.add(plan)
         media = self._media()
         try:
             for i in range(len(devices)):
@@ -216,6 +218,7 @@ class ArchiveAgent:
         self._forget(plan)
 
     def _forget(self, plan) -> None:
+        self._active_plans.discard(plan)
         self._unwatch(plan.parent_job, plan.cancel)
         for s in getattr(plan, "stripes", []):
             self._unwatch(s.job_id, plan.cancel)
@@ -287,3 +290,131 @@ class ArchiveAgent:
         if plan.own_parent:
             self.daemon.jobs.end_job(plan.parent_job, status, message)
         self._unwatch(plan.parent_job, plan.cancel)
+
+    # -- restore of an image, without a script --------------------------------------
+    async def restore_image(self, backup_id: str, database: str | None) -> int:
+        image = self.daemon.catalog.get_image(backup_id)
+        if image is None:
+            raise StatusError(NO_ENTITY, f"no image {backup_id} in the catalog: `sybar list` shows the images")
+        target = database or image.database
+        from engine.dataserver.session import valid_database_name
+
+        try:
+            valid_database_name(target)
+        except Exception as e:
+            raise StatusError(RESTORE_ERROR, str(getattr(e, "text", e))) from None
+        job = self.daemon.jobs.start_job(type="restore", client=image.client, dataserver=self.daemon.dataserver.name,
+                                         database=target, backup_id=backup_id, policy=image.policy,
+                                         schedule=image.schedule)
+        self.daemon._spawn(self._restore(job, image, target))
+        return job
+
+    def restore_statements(self, image, target: str, exists: bool) -> list[str]:
+        objects = sorted(image.objects, key=lambda o: o.stripe)
+        devices = "\n    ".join(
+            ("from" if i == 0 else "stripe on") + f' "sybackup::{o.name}"' for i, o in enumerate(objects))
+        out = [] if exists else [f"create database {target} for load"]
+        return out + [f"load database {target}\n    {devices}", f"online database {target}"]
+
+    async def _restore(self, job: int, image, target: str) -> None:
+        jobs = self.daemon.jobs
+        server = self.daemon.dataserver
+        session = server.internal_session()
+        session.job_id = job
+        status, message = SUCCESS, f"image {image.backup_id} restored into {target}, online"
+        try:
+            exists = server.master.get(target) is not None
+            for sql in self.restore_statements(image, target, exists):
+                jobs.log(job, "> " + sql.replace("\n", " "))
+                async for reply in session.execute(sql):
+                    text = getattr(reply, "text", None)
+                    if text is None:
+                        continue
+                    number = getattr(reply, "number", 0)
+                    severity = getattr(reply, "severity", 10)
+                    if severity > 10:
+                        jobs.log(job, f"Msg {number}, Level {severity}: {text}")
+                        raise StatusError(RESTORE_ERROR, text)
+                    jobs.log(job, text)
+        except StatusError as e:
+            status, message = e.status, str(e)
+        except asyncio.CancelledError:
+            status, message = TERMINATED_BY_ADMIN, "termination requested by administrator"
+        except Exception as e:
+            log.exception("restore of %s failed", image.backup_id)
+            status, message = 130, f"system error: {e}"
+        finally:
+            await session.close()
+            jobs.end_job(job, status, message)
+
+    # -- verify ----------------------------------------------------------------------
+    async def verify_image(self, backup_id: str) -> int:
+        image = self.daemon.catalog.get_image(backup_id)
+        if image is None:
+            raise StatusError(NO_ENTITY, f"no image {backup_id} in the catalog: `sybar list` shows the images")
+        job = self.daemon.jobs.start_job(type="verify", client=image.client, database=image.database,
+                                         backup_id=backup_id, dataserver=image.dataserver)
+        self.daemon._spawn(self._verify(job, image))
+        return job
+
+    async def _verify(self, job: int, image) -> None:
+        jobs = self.daemon.jobs
+        status, message = SUCCESS, f"all {len(image.objects)} stripes of {image.backup_id} verified"
+        try:
+            await self.daemon.media.ensure_running()
+            media = self._media()
+            results = await asyncio.gather(*(asyncio.to_thread(media.verify, o.name) for o in image.objects),
+                                           return_exceptions=True)
+            problems = []
+            for obj, result in zip(image.objects, results, strict=True):
+                if isinstance(result, BaseException):
+                    problems.append((getattr(result, "status", RESTORE_ERROR), f"stripe {obj.stripe} ({obj.name}): "
+                                                                               f"{result}"))
+                elif result.get("checksum") != obj.checksum or result.get("bytes") != obj.bytes:
+                    problems.append((RESTORE_ERROR, f"stripe {obj.stripe} ({obj.name}): stored object does not "
+                                                    f"match the catalog ({result.get('bytes')} bytes, checksum "
+                                                    f"{result.get('checksum')}; catalog {obj.bytes} bytes, "
+                                                    f"{obj.checksum})"))
+                else:
+                    jobs.log(job, f"stripe {obj.stripe} ({obj.name}): {result.get('blocks', '?')} blocks, "
+                                  f"{obj.bytes} bytes, checksum ok")
+            for _, text in problems:
+                jobs.log(job, text)
+            if problems:
+                status, message = problems[0][0], problems[0][1]
+        except StatusError as e:
+            status, message = e.status, str(e)
+        finally:
+            with contextlib.suppress(Exception):
+                self.daemon.catalog.set_verified(image.backup_id, status, time.time())
+            jobs.end_job(job, status, message)
+
+    # -- cleanup ---------------------------------------------------------------------
+    def _busy_names(self) -> set[str]:
+        names = set()
+        for plan in list(self._active_plans):
+            names.update(s.name for s in plan.stripes)
+        return names
+
+    async def cleanup(self) -> dict:
+        """Remove what failed or killed backups left: half images, orphan objects, temporaries."""
+        catalog = self.daemon.catalog
+        removed_images, removed_objects, removed_temporaries = [], [], []
+        active = {j.job_id for j in catalog.list_jobs(active_only=True, limit=100000)}
+        for image in catalog.leftovers(older_than=time.time()):
+            if image.job_id in active:
+                continue  # still being written
+            catalog.remove_image(image.backup_id)
+            removed_images.append(image.backup_id)
+        known = catalog.object_names()
+        busy = self._busy_names()
+        for unit in self.daemon.storage_units():
+            async for info in unit.list(""):
+                if info.name not in known and info.name not in busy:
+                    await unit.remove(info.name)
+                    removed_objects.append(info.name)
+            if not busy:
+                for temp in await unit.temporaries():
+                    await unit.remove_temporary(temp)
+                    removed_temporaries.append(str(getattr(temp, "name", temp)))
+        return {"images": removed_images, "objects": removed_objects, "temporaries": removed_temporaries}

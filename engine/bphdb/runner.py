@@ -99,10 +99,13 @@ def script_environment(context: ScriptContext, isql: str | None) -> dict[str, st
 class ScriptRun:
     """One running script: its process, its output lines, its end."""
 
-    def __init__(self, script: Path, env: dict[str, str], on_line):
+    def __init__(self, script: Path, env: dict[str, str], on_line, stdin_password: str | None = None):
         self.script = script
         self.env = env
         self.on_line = on_line
+        # an isql that prompts (FreeTDS fisql) reads the login's password from the script's stdin:
+        # a pipe, never argv, the environment or a file
+        self.stdin_password = stdin_password
         self.proc: asyncio.subprocess.Process | None = None
         self.cancelled = False
 
@@ -113,9 +116,15 @@ class ScriptRun:
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             str(self.script), cwd=str(self.script.parent), env=self.env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+            stdin=asyncio.subprocess.PIPE if self.stdin_password else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
         )
+        if self.stdin_password:
+            self.proc.stdin.write(self.stdin_password.encode() + b"\n")
+            with contextlib.suppress(ConnectionError):
+                await self.proc.stdin.drain()
+            self.proc.stdin.close()
+            self.stdin_password = None
 
     async def wait(self) -> int:
         assert self.proc is not None and self.proc.stdout is not None
@@ -135,7 +144,7 @@ class ScriptRun:
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(self.proc.wait(), grace_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
 

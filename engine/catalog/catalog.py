@@ -41,6 +41,7 @@ from typing import Any
 from engine.jobs.status import BACKUP_FAILED, DATABASE_ERROR, MEANING, NO_ENTITY, StatusError
 
 SCHEMA_VERSION = 1
+INFINITE_EXPIRATION = float(2**31 - 1)  # NetBackup's "infinity" (an infinite expiration is stored as this)
 
 IMAGE_STATES = ("pending", "complete", "failed")
 JOB_TYPES = ("backup", "restore", "dump", "load", "stripe", "verify", "cleanup")
@@ -456,6 +457,8 @@ class Catalog:
         now = time.time()
         if backup_time is None:
             backup_time = now
+        if expiration is not None and not expiration < INFINITE_EXPIRATION:
+            expiration = INFINITE_EXPIRATION
         with self._tx() as db:
             if backup_id is None:
                 backup_id = self._free_backup_id(db, client, backup_time)
@@ -523,11 +526,14 @@ class Catalog:
                 ) from e
         return ObjectRecord(backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, now)
 
-    def commit_image(self, backup_id: str) -> Image:
+    def commit_image(
+        self, backup_id: str, *, dump_id: str | None = None, compression: int | None = None
+    ) -> Image:
         """Make a pending image visible, in one durable transaction, if and only if
         it has exactly one object for each stripe 0..N-1. Raises StatusError (and
         leaves the image pending and invisible) otherwise. Committing a complete
-        image again returns it unchanged."""
+        image again returns it unchanged. dump_id / compression, when given, are
+        recorded in the same transaction (known only once the dump ended)."""
         with self._tx(durable=True) as db:
             row = db.execute("SELECT state, stripes FROM images WHERE backup_id = ?", (backup_id,)).fetchone()
             if row is None:
@@ -556,8 +562,10 @@ class Catalog:
                     "SELECT sum(bytes) FROM objects WHERE backup_id = ?", (backup_id,)
                 ).fetchone()[0]
                 db.execute(
-                    "UPDATE images SET state = 'complete', kbytes = ?, committed = ? WHERE backup_id = ?",
-                    (math.ceil((total or 0) / 1024), time.time(), backup_id),
+                    "UPDATE images SET state = 'complete', kbytes = ?, committed = ?,"
+                    " dump_id = coalesce(?, dump_id), compression = coalesce(?, compression)"
+                    " WHERE backup_id = ?",
+                    (math.ceil((total or 0) / 1024), time.time(), dump_id, compression, backup_id),
                 )
         image = self.get_image(backup_id)
         assert image is not None

@@ -143,6 +143,7 @@ def make_app(ops, token: str) -> web.Application:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         sub = ops.bus.subscribe(job_id=job_id)
+        await resp.write(b'data: {"event": "connected"}\n\n')  # the subscription is live from here
         try:
             while True:
                 try:

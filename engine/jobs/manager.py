@@ -103,6 +103,11 @@ class JobManager:
         self._recently_ended: deque[int] = deque(maxlen=1024)
         self._recently_ended_set: set[int] = set()
 
+    def bind_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Attach the bus to the daemon's loop (default: the running one), so that
+        worker threads can publish before anything ran on the loop."""
+        self.bus.bind(loop)
+
     # -- delivery
 
     def _publish(self, event: Any) -> None:
@@ -200,7 +205,10 @@ class JobManager:
             if due or (complete and tr.published_bytes != bytes_done):
                 publish = tr.event()
                 tr.published_t, tr.published_bytes = now, bytes_done
-            if now - tr.persisted_t >= self.PERSIST_INTERVAL and tr.persisted != (bytes_done, tr.bytes_expected):
+            if now - tr.persisted_t >= self.PERSIST_INTERVAL and tr.persisted != (
+                bytes_done,
+                tr.bytes_expected,
+            ):
                 persist = (bytes_done, tr.bytes_expected)
                 tr.persisted_t, tr.persisted = now, persist
         if persist is not None:
@@ -210,6 +218,10 @@ class JobManager:
                 log.exception("could not record progress of job %s", job_id)
         if publish is not None:
             self._publish(publish)
+
+    def update(self, job_id: int, **fields: Any) -> None:
+        """Record other job fields (pid, object_name, backup_id, message, ...)."""
+        self.catalog.update_job(job_id, **fields)
 
     def snapshot(self, job_id: int) -> JobProgress | None:
         """The latest progress of a running job (for listings)."""

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class MediaSupervisor:
     def __init__(self, home: Home, units: dict[str, str], host: str = "127.0.0.1"):
         self.home = home
-        self.units = units            # storage unit name -> path
+        self.units = units  # storage unit name -> path
         self.host = host
         self.proc: asyncio.subprocess.Process | None = None
         self.address: tuple[str, int] | None = None
@@ -38,27 +38,43 @@ class MediaSupervisor:
             if self.proc is not None and self.proc.returncode is None and self.address:
                 return self.address
             if self.proc is not None:
-                log.warning("media server (pid %s) ended with status %s; starting a new one",
-                            self.proc.pid, self.proc.returncode)
+                log.warning(
+                    "media server (pid %s) ended with status %s; starting a new one",
+                    self.proc.pid,
+                    self.proc.returncode,
+                )
             return await self._start()
 
     async def _start(self) -> tuple[str, int]:
-        args = [sys.executable, "-m", "engine.media", "--home", str(self.home.root), "--listen", f"{self.host}:0"]
+        args = [
+            sys.executable,
+            "-m",
+            "engine.media",
+            "--home",
+            str(self.home.root),
+            "--listen",
+            f"{self.host}:0",
+        ]
         for name, path in self.units.items():
             args += ["--unit", f"{name}={path}"]
         self.proc = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         try:
             line = await asyncio.wait_for(self._listening_line(), 30)
-        except (asyncio.TimeoutError, StatusError):
+        except (TimeoutError, StatusError):
             err = b""
             with contextlib.suppress(Exception):
                 self.proc.kill()
                 err = await asyncio.wait_for(self.proc.stderr.read(), 5)
-            raise StatusError(CANT_CONNECT, "the media server did not start: "
-                                            + (err.decode(errors="replace").strip()[-300:] or "no output")) from None
+            raise StatusError(
+                CANT_CONNECT,
+                "the media server did not start: "
+                + (err.decode(errors="replace").strip()[-300:] or "no output"),
+            ) from None
         m = re.search(r"listening on (\S+):(\d+)", line)
         self.address = (m.group(1), int(m.group(2)))
         self._stderr_task = asyncio.create_task(self._log_stderr(self.proc))
@@ -89,7 +105,7 @@ class MediaSupervisor:
             self.proc.terminate()
             try:
                 await asyncio.wait_for(self.proc.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
         if self._stderr_task:

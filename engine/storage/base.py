@@ -138,7 +138,10 @@ def validate_object_name(name: object, what: str = "backup object name") -> str:
         raise StatusError(BACKUP_FAILED, f"the {what} must be a string, not {type(name).__name__}")
     shown = repr(name) if len(name) <= 80 else repr(name[:80]) + "..."
     if not name:
-        raise StatusError(BACKUP_FAILED, f"the {what} is empty: give a name like SERVER.DATABASE.D.0.PID.dd-mm-yyyy.hh:mm:ss")
+        raise StatusError(
+            BACKUP_FAILED,
+            f"the {what} is empty: give a name like SERVER.DATABASE.D.0.PID.dd-mm-yyyy.hh:mm:ss",
+        )
     if len(name) > MAX_NAME:
         raise StatusError(
             BACKUP_FAILED, f"the {what} {shown} is {len(name)} characters long; the limit is {MAX_NAME}"

@@ -418,7 +418,10 @@ class DiskStorageUnit:
                     RESTORE_ERROR, f"storage unit {self.name}: {path} is a symbolic link, not a backup object"
                 ) from None
             raise media_error(
-                path, f"storage unit {self.name}: opening object {name} at", e, RESTORE_ERROR,
+                path,
+                f"storage unit {self.name}: opening object {name} at",
+                e,
+                RESTORE_ERROR,
                 _ADVICE.get(e.errno or 0, "check the storage unit's directory and retry"),
             ) from e
         return DiskObjectReader(self, name, fd, size, path)
@@ -431,7 +434,9 @@ class DiskStorageUnit:
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
-            raise media_error(path, f"storage unit {self.name}: examining object {name} at", e, RESTORE_ERROR) from e
+            raise media_error(
+                path, f"storage unit {self.name}: examining object {name} at", e, RESTORE_ERROR
+            ) from e
         if not stat.S_ISREG(st.st_mode):
             return None
         return ObjectInfo(name, st.st_size, st.st_mtime, self.name)
@@ -458,7 +463,10 @@ class DiskStorageUnit:
             return await _call(unlink)
         except OSError as e:
             raise media_error(
-                path, f"storage unit {self.name}: removing object {name} at", e, MEDIA_WRITE_ERROR,
+                path,
+                f"storage unit {self.name}: removing object {name} at",
+                e,
+                MEDIA_WRITE_ERROR,
                 _ADVICE.get(e.errno or 0, "check the storage unit's directory and retry"),
             ) from e
 
@@ -520,13 +528,17 @@ class DiskStorageUnit:
                     locked = _is_locked(Path(entry.path))
                     if locked is None:
                         continue
-                    out.append(TemporaryInfo(entry.name, m["name"], st.st_size, st.st_mtime, locked, self.name))
+                    out.append(
+                        TemporaryInfo(entry.name, m["name"], st.st_size, st.st_mtime, locked, self.name)
+                    )
             return out
 
         try:
             return await _call(scan)
         except OSError as e:
-            raise media_error(self.incoming, f"storage unit {self.name}: listing temporaries in", e, RESTORE_ERROR) from e
+            raise media_error(
+                self.incoming, f"storage unit {self.name}: listing temporaries in", e, RESTORE_ERROR
+            ) from e
 
     async def remove_temporary(self, temp: TemporaryInfo | str) -> bool:
         """Remove one temporary; False when it is gone already or a writer still holds it."""
@@ -562,7 +574,9 @@ class DiskStorageUnit:
         try:
             return await _call(unlink)
         except OSError as e:
-            raise media_error(path, f"storage unit {self.name}: removing temporary", e, MEDIA_WRITE_ERROR) from e
+            raise media_error(
+                path, f"storage unit {self.name}: removing temporary", e, MEDIA_WRITE_ERROR
+            ) from e
 
 
 def _drop_tmp(f: concurrent.futures.Future, tmp: Path) -> None:

@@ -1,9 +1,13 @@
--- Full dump of mydb in two stripes, compressed with ASE's fast level.
--- Relative device paths are kept in the home's dumps/ folder.
+-- Full dump of mydb through the archive API in four stripes: each stripe
+-- becomes its own backup object, SYBAR.mydb.D.<stripe>.<pid>.<date>.<time>.
+-- The options name the master server, policy and schedule; where a device
+-- leaves one out, the script's SYBACKUP_* variables and then sybar.toml decide.
 use master
 go
 dump database mydb
-    to "mydb.full.stripe1.dmp"
-    stripe on "mydb.full.stripe2.dmp"
-    with compression = 101, init
+    to "sybackup::-SERV localhost -POLICY Sybase_ASE -SCHED Default-Application-Backup"
+    stripe on "sybackup::-SERV localhost -POLICY Sybase_ASE -SCHED Default-Application-Backup"
+    stripe on "sybackup::-SERV localhost -POLICY Sybase_ASE -SCHED Default-Application-Backup"
+    stripe on "sybackup::-SERV localhost -POLICY Sybase_ASE -SCHED Default-Application-Backup"
+    with compression = 101
 go

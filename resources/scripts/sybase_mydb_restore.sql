@@ -1,12 +1,14 @@
--- Refresh mydb_restore from the last full dump of mydb (both stripes).
--- The target must exist, as in ASE: the demo home makes it with
---     create database mydb_restore for load
--- It is overwritten, offline until the online below.
+-- Restore the latest full dump of mydb into mydb_restore.  A load names the
+-- dump it wants: a backup object's name, or a prefix of it; SYBAR.mydb.D is
+-- "the newest full (D) dump of mydb on SYBAR", and all four of its stripes
+-- are read back in parallel.
 use master
 go
 load database mydb_restore
-    from "mydb.full.stripe1.dmp"
-    stripe on "mydb.full.stripe2.dmp"
+    from "sybackup::SYBAR.mydb.D"
+    stripe on "sybackup::SYBAR.mydb.D"
+    stripe on "sybackup::SYBAR.mydb.D"
+    stripe on "sybackup::SYBAR.mydb.D"
 go
 online database mydb_restore
 go

@@ -1,0 +1,304 @@
+"""The NetBackup sequence end to end: bphdb -> script -> isql -> dataserver -> Backup Server
+-> sybackup:: stripes -> media server -> storage unit -> catalog, and back for restores."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from sybar_testkit import _bin, integrity, start_serve, stop_serve, table_digest
+
+from engine.control.client import ControlClient
+from engine.dataserver.demo_data import fill_demo_database
+from engine.demo import install_sample_scripts
+from engine.home import Home
+
+OBJECT_NAME = re.compile(r"^SYBAR\.mydb\.D\.([0-3])\.\d+\.\d\d-\d\d-\d{4}\.\d\d:\d\d:\d\d$")
+
+
+def sybar(home, *args, timeout=300, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([_bin("sybar"), *args, "--home", str(home)], capture_output=True, text=True,
+                          timeout=timeout, env=env or {k: v for k, v in os.environ.items()
+                                                       if k != "SYBAR_SA_PASSWORD"})
+
+
+def sybar_json(home, *args, **kw):
+    r = sybar(home, *args, "--json", **kw)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module")
+def pipe(tmp_path_factory, sa_in_keyring):
+    home = tmp_path_factory.mktemp("pipehome")
+    s = start_serve(home)
+    r = s.sybar_isql("create database mydb\ngo\n")
+    assert "Msg" not in r.stdout, r.stdout
+    fill_demo_database(s.db_file("mydb"), 24)
+    install_sample_scripts(Home.resolve(home))
+    yield s
+    stop_serve(s)
+
+
+def control(s) -> ControlClient:
+    state = json.loads((s.home / "control.json").read_text())
+    return ControlClient(state["url"], (s.home / "control.token").read_text().strip())
+
+
+def images(s) -> list[dict]:
+    return sybar_json(s.home, "list")
+
+
+def test_backup_list_verify_restore(pipe, tmp_path):
+    s = pipe
+    before = len(images(s))
+    r = sybar(s.home, "backup", str(s.home / "scripts" / "sybase_mydb_backup"), "--keyword", "nightly")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "status 0" in r.stdout
+    listed = images(s)
+    assert len(listed) == before + 1
+    image = listed[0]
+    assert image["database"] == "mydb" and image["type"] == "D" and image["keyword"] == "nightly"
+    assert image["policy"] == "Sybase_ASE" and image["schedule"] == "Default-Application-Backup"
+    assert re.match(r"^\S+_\d{10}$", image["backup_id"])
+    stripes = image["stripes"]
+    assert len(stripes) == 4
+    assert sorted(int(OBJECT_NAME.match(o["name"]).group(1)) for o in stripes) == [0, 1, 2, 3]
+    assert all(o["bytes"] > 0 and o["checksum"] for o in stripes)
+    assert image["expiration"] > image["backup_time"]
+
+    v = sybar(s.home, "verify", image["backup_id"])
+    assert v.returncode == 0, v.stdout + v.stderr
+
+    r = sybar(s.home, "restore", "--image", image["backup_id"], "--database", "mydb_copy")
+    assert r.returncode == 0, r.stdout + r.stderr
+    for table in ("customer", "orders"):
+        assert table_digest(s.db_file("mydb_copy"), table) == table_digest(s.db_file("mydb"), table)
+    assert integrity(s.db_file("mydb_copy")) == "ok"
+    assert "no options set" in s.sybar_isql("sp_helpdb mydb_copy\ngo\n").stdout  # online
+
+    # the restore script path: load by the dump's prefix, then online
+    assert "Msg" not in s.sybar_isql("create database mydb_restore for load\ngo\n").stdout
+    r = sybar(s.home, "restore", str(s.home / "scripts" / "sybase_mydb_restore"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    for table in ("customer", "orders"):
+        assert table_digest(s.db_file("mydb_restore"), table) == table_digest(s.db_file("mydb"), table)
+
+
+def test_backup_with_fisql_as_the_scripts_isql(pipe, tmp_path):
+    s = pipe
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    text = (s.home / "scripts" / "sybase_mydb_backup").read_text()
+    script = scripts / "sybase_mydb_backup"
+    script.write_text(text.replace("SYBSERVER=${SYBSERVER:-SYBAR}", "SYBSERVER=${SYBSERVER:-SYBAR}\nISQL=fisql"))
+    script.chmod(0o700)
+    shutil.copy(s.home / "scripts" / "sybase_mydb_backup.sql", scripts)
+    before = len(images(s))
+    r = sybar(s.home, "backup", str(script))
+    assert r.returncode == 0, r.stdout + r.stderr
+    listed = images(s)
+    assert len(listed) == before + 1 and len(listed[0]["stripes"]) == 4
+    job = sybar_json(s.home, "jobs", str(listed[0]["job_id"]), "--log")
+    assert any("fisql" in line["line"] or "DUMP is complete" in line["line"] for line in job["log"])
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+async def _backup_with_events(s, script, on_event=None):
+    client = control(s)
+    events = []
+    try:
+        stream = client.events()
+        first = await stream.__anext__()
+        assert first["event"] == "connected"
+        jobs = await client.backup([str(script)])
+        parent = jobs[0]
+        async for e in stream:
+            events.append(e)
+            if on_event is not None:
+                await on_event(e, parent, client)
+            if e["event"] == "job_ended" and e["job_id"] == parent:
+                break
+        return parent, events
+    finally:
+        await client.close()
+
+
+def test_job_events_show_stripes_rising_to_the_dump_size(pipe):
+    s = pipe
+    parent, events = _run(_backup_with_events(s, s.home / "scripts" / "sybase_mydb_backup"))
+    started = [e["job"] for e in events if e["event"] == "job_started" and e["job"].get("parent_id") == parent]
+    stripe_jobs = {j["job_id"]: j for j in started if j["type"] == "stripe"}
+    assert len(stripe_jobs) == 4
+    for job_id in stripe_jobs:
+        progress = [e for e in events if e["event"] == "job_progress" and e["job_id"] == job_id]
+        assert progress, f"no progress for stripe job {job_id}"
+        done = [p["bytes_done"] for p in progress]
+        assert done == sorted(done)
+        assert progress[-1]["bytes_done"] == progress[-1]["bytes_expected"] > 0
+        ended = [e for e in events if e["event"] == "job_ended" and e["job_id"] == job_id]
+        assert ended and ended[0]["status"] == 0
+    total = sum(p["bytes_expected"] for p in (
+        [e for e in events if e["event"] == "job_progress" and e["job_id"] == j][-1] for j in stripe_jobs))
+    # the stripes together carry the whole database: every page of the snapshot
+    assert total == s.db_file("mydb").stat().st_size
+    final = [e for e in events if e["event"] == "job_ended" and e["job_id"] == parent][0]
+    assert final["status"] == 0
+
+
+def test_cancelled_backup_ends_150_and_leaves_no_image(pipe, tmp_path):
+    s = pipe
+    before = {i["backup_id"] for i in images(s)}
+    slow = _slow_backup_script(s, tmp_path)
+
+    async def cancel_at_first_progress(e, parent, client):
+        if e["event"] == "job_progress" and not getattr(cancel_at_first_progress, "done", False):
+            cancel_at_first_progress.done = True
+            assert await client.cancel(parent)
+
+    parent, events = _run(_backup_with_events(s, slow, cancel_at_first_progress))
+    final = [e for e in events if e["event"] == "job_ended" and e["job_id"] == parent][0]
+    assert final["status"] == 150, final
+    assert {i["backup_id"] for i in images(s)} == before
+    cleaned = sybar_json(s.home, "cleanup")
+    assert isinstance(cleaned, dict)
+    _assert_no_orphans(s)
+
+
+def _slow_backup_script(s, tmp_path):
+    """The sample script on a bigger database with heavy compression: seconds of stripe traffic."""
+    r = s.sybar_isql("create database bigdb\ngo\n")
+    if "already exists" not in r.stdout:
+        fill_demo_database(s.db_file("bigdb"), 96)
+    scripts = tmp_path / "slow"
+    scripts.mkdir()
+    script = scripts / "sybase_bigdb_backup"
+    script.write_text((s.home / "scripts" / "sybase_mydb_backup").read_text().replace("sybase_mydb_backup",
+                                                                                       "sybase_bigdb_backup"))
+    script.chmod(0o700)
+    (scripts / "sybase_bigdb_backup.sql").write_text(
+        (s.home / "scripts" / "sybase_mydb_backup.sql").read_text()
+        .replace("dump database mydb", "dump database bigdb").replace("compression = 101", "compression = 9"))
+    return script
+
+
+def _assert_no_orphans(s):
+    catalog_names = {o["name"] for i in images(s) for o in i["stripes"]}
+    unit = s.home / "storage" / "disk1"
+    stored = {p.name for p in unit.iterdir() if p.is_file() and not p.name.startswith(".")}
+    assert stored == catalog_names, (stored - catalog_names, catalog_names - stored)
+    incoming = unit / ".incoming"
+    assert not incoming.exists() or not any(incoming.iterdir())
+
+
+def test_killing_the_media_server_mid_stripe(pipe, tmp_path):
+    s = pipe
+    earlier = images(s)
+    assert earlier, "an earlier image is needed"
+    before = {i["backup_id"] for i in earlier}
+    slow = _slow_backup_script(s, tmp_path)
+    status = _run(_status(s))
+    media_pid = status["media_pid"]
+
+    async def kill_at_first_progress(e, parent, client):
+        if e["event"] == "job_progress" and not getattr(kill_at_first_progress, "done", False):
+            kill_at_first_progress.done = True
+            os.kill(media_pid, signal.SIGKILL)
+
+    parent, events = _run(_backup_with_events(s, slow, kill_at_first_progress))
+    final = [e for e in events if e["event"] == "job_ended" and e["job_id"] == parent][0]
+    assert final["status"] != 0, final
+    assert {i["backup_id"] for i in images(s)} == before
+    # earlier images still restore
+    r = sybar(s.home, "restore", "--image", earlier[0]["backup_id"], "--database", "mydb_after_kill")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert table_digest(s.db_file("mydb_after_kill"), "orders") == table_digest(s.db_file("mydb"), "orders")
+    # and the next backup succeeds, with a new media server
+    r = sybar(s.home, "backup", str(s.home / "scripts" / "sybase_mydb_backup"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _run(_status(s))["media_pid"] != media_pid
+    sybar_json(s.home, "cleanup")
+    _assert_no_orphans(s)
+
+
+async def _status(s):
+    client = control(s)
+    try:
+        return await client.status()
+    finally:
+        await client.close()
+
+
+def test_unauthenticated_connections_are_refused(pipe):
+    s = pipe
+    state = json.loads((s.home / "control.json").read_text())
+
+    async def probe(token):
+        client = ControlClient(state["url"], token)
+        try:
+            return await client.status()
+        finally:
+            await client.close()
+
+    from engine.jobs.status import StatusError
+
+    with pytest.raises(StatusError) as e:
+        _run(probe("not-the-token"))
+    assert "not authenticated" in str(e.value)
+    # the media server: a peer that cannot answer the challenge gets nothing stored
+    host, port = state["media"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.recv(64)
+        sock.sendall(b"\x00" * 32 + b"garbage that is not an answer" * 10)
+        sock.settimeout(10)
+        data = b""
+        try:
+            while chunk := sock.recv(4096):
+                data += chunk
+        except OSError:
+            pass
+    assert not any(p.name.startswith("garbage") for p in (s.home / "storage" / "disk1").iterdir())
+    assert _run(_status(s))["media_pid"]  # still up
+
+
+def test_backup_outside_the_schedule_window_is_refused(tmp_path, sa_in_keyring):
+    home = tmp_path / "windowhome"
+    home.mkdir(mode=0o700)
+    now = time.localtime()
+    opens = (now.tm_hour + 2) % 24
+    (home / "sybar.toml").write_text(
+        '[policies.Sybase_ASE.schedules.Business-Hours]\n'
+        'type = "application_backup"\nretention = "1 week"\n'
+        f'window = "{opens:02d}:00-{(opens + 1) % 24:02d}:00"\n'
+    )
+    s = start_serve(home)
+    try:
+        install_sample_scripts(Home.resolve(home))
+        r = sybar(home, "backup", str(home / "scripts" / "sybase_mydb_backup"), "--schedule", "Business-Hours")
+        assert r.returncode == 196, r.stdout + r.stderr
+        assert "opens at" in r.stderr and f"{opens:02d}:00" in r.stderr
+        assert images(s) == []
+    finally:
+        stop_serve(s)
+
+
+def test_cli_starts_a_daemon_when_none_runs(tmp_path, sa_in_keyring):
+    home = tmp_path / "autohome"
+    s = start_serve(home)   # first start sets the sa password
+    stop_serve(s)
+    r = sybar(home, "list")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "started `sybar serve`" in r.stderr
+    state = json.loads((home / "control.json").read_text())
+    os.kill(state["pid"], signal.SIGTERM)
