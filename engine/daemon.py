@@ -60,7 +60,9 @@ class Daemon:
 
     # -- life --------------------------------------------------------------------
     async def start(self, host: str, port: int) -> None:
-        self.jobs.bind_loop(asyncio.get_running_loop()) if hasattr(self.jobs, "bind_loop") else None
+        self.jobs.bind_loop(asyncio.get_running_loop())
+        # jobs a previous daemon left running died with it: end them (status 50, client process aborted)
+        self.jobs.recover_interrupted()
         ds_host, ds_port = await self.dataserver.start(host, port)
         write_client_files(self.home, self.dataserver.name, ds_host, ds_port)
         self.addresses["dataserver"] = f"{ds_host}:{ds_port}"

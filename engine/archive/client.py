@@ -48,6 +48,9 @@ log = logging.getLogger("sybar.archive")
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_CONNECT_TIMEOUT = 15.0
+#: For answers that come only after the server has worked through a whole
+#: object: a store's commit (fsync) and a verify (reads every block).
+DEFAULT_LONG_TIMEOUT = 3600.0
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,18 @@ class _Channel:
         self.doing = doing  # "storing object X": for messages
         self.status = status  # for a connection that breaks
         self.sock: socket.socket | None = None
+        self.timeout = client.connect_timeout
+
+    def set_timeout(self, seconds: float) -> None:
+        self.timeout = seconds
+        if self.sock is not None:
+            self.sock.settimeout(seconds)
 
     # -- errors
     def _timeout(self) -> StatusError:
         return StatusError(
             NETWORK_TIMEOUT,
-            f"the media server at {self.client.address} did not answer within {self.client.timeout:g} s "
+            f"the media server at {self.client.address} did not answer within {self.timeout:g} s "
             f"while {self.doing}: check that it is running and reachable",
         )
 
@@ -155,7 +164,7 @@ class _Channel:
             nonce = p.parse_challenge(bytes(payload))
             self.send(p.AUTH, p.auth_proof(c._secret, nonce))
             self.reply(CONNECTION_REFUSED)
-            sock.settimeout(c.timeout)
+            self.set_timeout(c.timeout)
         except p.ProtocolError as e:
             self.close()
             raise StatusError(
@@ -276,6 +285,7 @@ class MediaClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        long_timeout: float = DEFAULT_LONG_TIMEOUT,
     ):
         if not isinstance(secret, bytes | bytearray) or len(secret) < 16:
             raise ValueError("the media secret must be at least 16 bytes")
@@ -284,6 +294,7 @@ class MediaClient:
         self._secret = bytes(secret)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.long_timeout = max(long_timeout, timeout)
 
     @classmethod
     def for_home(cls, home: Home | str | os.PathLike, host: str, port: int, **kw: Any) -> MediaClient:
@@ -300,9 +311,11 @@ class MediaClient:
     def _open(self, doing: str, status: int) -> _Channel:
         return _Channel(self, doing, status).open()
 
-    def _one(self, doing: str, status: int, req: dict[str, Any]) -> dict[str, Any]:
+    def _one(self, doing: str, status: int, req: dict[str, Any], long: bool = False) -> dict[str, Any]:
         ch = self._open(doing, status)
         try:
+            if long:
+                ch.set_timeout(self.long_timeout)
             return ch.request(req)
         finally:
             ch.close()
@@ -340,7 +353,7 @@ class MediaClient:
         """Have the media server read and check every block of an object."""
         validate_object_name(name)
         return self._one(
-            f"verifying object {name}", RESTORE_ERROR, {"op": "verify", "name": name, "unit": unit}
+            f"verifying object {name}", RESTORE_ERROR, {"op": "verify", "name": name, "unit": unit}, long=True
         )
 
     def remove(self, name: str, unit: str | None = None) -> bool:
@@ -499,14 +512,14 @@ class ArchiveSink:
                 self._send_data(self._buf)
                 self._buf = bytearray()
             self._ch.poll_error()
+            self._ch.doing = f"committing object {self.name} (it may not have been stored)"
             self._ch.send(p.END)
+            self._ch.set_timeout(self.client.long_timeout)  # the server fsyncs before it answers
             try:
                 self.result = StoreResult.from_reply(self._ch.reply())
             except p.ProtocolError as e:
                 raise self._ch._broken(str(e)) from None
         except StatusError as e:
-            if e.status == MEDIA_WRITE_ERROR and "broke while" in str(e):
-                e = StatusError(e.status, f"{e}; object {self.name} may not have been stored")
             raise self._failed(e) from None
         self._state = "committed"
         self._ch.close()

@@ -127,6 +127,23 @@ class JobManager:
             return
         self.bus.publish(event)
 
+    def _publish_end(self, job_id: int, events: list[Any]) -> None:
+        """The final progress and JobEnded of a job, delivered together, in order
+        after whatever the job's threads handed over before."""
+        if self.bus.on_loop_thread():
+            self._deliver_end(job_id, events)
+            return
+        loop = self.bus.loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._deliver_end, job_id, events)
+
+    def _deliver_end(self, job_id: int, events: list[Any]) -> None:
+        self._mark_ended(job_id)
+        for event in events:
+            self.bus.publish(event)
+
     def _mark_ended(self, job_id: int) -> None:
         if len(self._recently_ended) == self._recently_ended.maxlen:
             self._recently_ended_set.discard(self._recently_ended[0])
@@ -264,11 +281,8 @@ class JobManager:
         else:
             job = self.catalog.get_job(job_id)
             parent_id = job.parent_id if job is not None else None
-        if final is not None:
-            self._publish(final)
-        with self._lock:
-            self._mark_ended(job_id)
-        self._publish(JobEnded(job_id=job_id, parent_id=parent_id, status=status, message=message))
+        ended = JobEnded(job_id=job_id, parent_id=parent_id, status=status, message=message)
+        self._publish_end(job_id, [final, ended] if final is not None else [ended])
         return True
 
     def active_jobs(self) -> list[Job]:

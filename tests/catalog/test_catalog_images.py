@@ -22,7 +22,9 @@ def cat(tmp_path):
     c.close()
 
 
-def name(db: str, t: str, stripe: int, pid: int = 4242, when: str = "25-11-2026.10:00:00", server="SYBAR") -> str:
+def name(
+    db: str, t: str, stripe: int, pid: int = 4242, when: str = "25-11-2026.10:00:00", server="SYBAR"
+) -> str:
     return f"{server}.{db}.{t}.{stripe}.{pid}.{when}"
 
 
@@ -53,7 +55,7 @@ def backup(cat, database="mydb", dump_type="D", stripes=2, when=T0, commit=True,
             raw_bytes=4000,
             checksum=f"{s:016x}",
         )
-    return cat.commit_image(im.backup_id) if commit else im
+    return cat.commit_image(im.backup_id) if commit else cat.get_image(im.backup_id, include_pending=True)
 
 
 def test_file_modes_wal_and_schema_version(tmp_path):
@@ -106,7 +108,9 @@ def test_pending_image_is_invisible_until_commit(cat):
 
 
 def test_commit_with_a_missing_stripe_raises_and_stays_invisible(cat):
-    im = cat.begin_image(client="c", dataserver="SYBAR", database="mydb", dump_type="D", stripes=4, backup_time=T0)
+    im = cat.begin_image(
+        client="c", dataserver="SYBAR", database="mydb", dump_type="D", stripes=4, backup_time=T0
+    )
     for s in (0, 1, 3):
         cat.add_object(im.backup_id, stripe=s, name=name("mydb", "D", s), storage_unit="disk1", bytes=10)
     with pytest.raises(StatusError) as e:
@@ -128,7 +132,9 @@ def test_commit_with_a_missing_stripe_raises_and_stays_invisible(cat):
 
 
 def test_add_object_checks(cat):
-    im = cat.begin_image(client="c", dataserver="SYBAR", database="db", dump_type="T", stripes=2, backup_time=T0)
+    im = cat.begin_image(
+        client="c", dataserver="SYBAR", database="db", dump_type="T", stripes=2, backup_time=T0
+    )
     cat.add_object(im.backup_id, stripe=0, name="SYBAR.db.T.0.1.x", storage_unit="u", bytes=1)
     with pytest.raises(StatusError, match="already has an object for stripe 0"):
         cat.add_object(im.backup_id, stripe=0, name="SYBAR.db.T.0.1.y", storage_unit="u", bytes=1)
@@ -176,7 +182,9 @@ def test_concurrent_begin_image_never_shares_an_id(cat):
 
     def worker():
         for _ in range(20):
-            im = cat.begin_image(client="c", dataserver="S", database="d", dump_type="D", stripes=1, backup_time=T0)
+            im = cat.begin_image(
+                client="c", dataserver="S", database="d", dump_type="D", stripes=1, backup_time=T0
+            )
             with lock:
                 ids.append(im.backup_id)
 
@@ -224,7 +232,9 @@ def test_find_dump_by_exact_name_prefix_and_backup_id(cat):
 
 def test_find_dump_when_names_do_not_follow_the_columns(cat):
     """The prefix search does not depend on the name agreeing with the database column."""
-    im = cat.begin_image(client="c", dataserver="SYBAR", database="real", dump_type="D", stripes=1, backup_time=T0)
+    im = cat.begin_image(
+        client="c", dataserver="SYBAR", database="real", dump_type="D", stripes=1, backup_time=T0
+    )
     cat.add_object(im.backup_id, stripe=0, name="SYBAR.alias.D.0.1.x", storage_unit="u", bytes=5)
     cat.commit_image(im.backup_id)
     assert cat.find_dump("SYBAR.alias.D").backup_id == im.backup_id
@@ -292,7 +302,13 @@ def test_image_json(cat):
 
 def test_infinite_expiration_is_netbackups_infinity(cat):
     im = cat.begin_image(
-        client="c", dataserver="S", database="d", dump_type="D", stripes=1, backup_time=T0, expiration=float("inf")
+        client="c",
+        dataserver="S",
+        database="d",
+        dump_type="D",
+        stripes=1,
+        backup_time=T0,
+        expiration=float("inf"),
     )
     assert im.expiration == INFINITE_EXPIRATION
     assert im.to_json()["expiration"].startswith("2038-01-")
@@ -360,3 +376,13 @@ def test_thread_safety_of_one_catalog(cat):
         t.join()
     assert errors == []
     assert cat.count_images() == 90
+
+
+def test_import_images_bulk(tmp_path):
+    with Catalog(tmp_path / "a.db") as src:
+        made = [backup(src, when=T0 + i, pid=i, stripes=2) for i in range(5)]
+    with Catalog(tmp_path / "b.db") as dst:
+        assert dst.import_images(made) == 5
+        assert [i.backup_id for i in dst.list_images(newest_first=False)] == [m.backup_id for m in made]
+        assert dst.find_dump(made[2].objects[1].name).backup_id == made[2].backup_id
+        assert dst.get_image(made[0].backup_id).to_json() == made[0].to_json()
