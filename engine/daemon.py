@@ -49,7 +49,8 @@ class Daemon:
         self.dataserver = Dataserver(home, name)
         self.agent = ArchiveAgent(self)
         self.dataserver.archive = self.agent
-        self.media = MediaSupervisor(home, {u.name: str(u.path) for u in self.config.storage_units.values()})
+        self.media = MediaSupervisor(home, {u.name: str(u.path) for u in self.config.storage_units.values()},
+                                     on_start=self._media_started)
         self.token = ensure_token(home)
         self.script_jobs: dict[int, int] = {}      # script pid (= session id of what it starts) -> job id
         self._runs: dict[int, ScriptRun] = {}       # job id -> running script
@@ -57,6 +58,7 @@ class Daemon:
         self._tasks: set[asyncio.Task] = set()
         self._control = None
         self.addresses: dict[str, str] = {}
+        self._started = time.time()
 
     # -- life --------------------------------------------------------------------
     async def start(self, host: str, port: int) -> None:
@@ -66,13 +68,20 @@ class Daemon:
         ds_host, ds_port = await self.dataserver.start(host, port)
         write_client_files(self.home, self.dataserver.name, ds_host, ds_port)
         self.addresses["dataserver"] = f"{ds_host}:{ds_port}"
-        m_host, m_port = await self.media.ensure_running()
-        self.addresses["media"] = f"{m_host}:{m_port}"
         self._control, (c_host, c_port) = await serve_control(self, self.token, "127.0.0.1", 0)
         self.addresses["control"] = f"http://{c_host}:{c_port}"
+        await self.media.ensure_running()  # writes control.json through _media_started
+
+    def _media_started(self, address: tuple[str, int]) -> None:
+        self.addresses["media"] = f"{address[0]}:{address[1]}"
+        if "control" in self.addresses:
+            self._write_state()
+
+    def _write_state(self) -> None:
+        """HOME/control.json: where the CLI and the GUI find this daemon and its roles."""
         write_private_file(self.home.root / "control.json", json.dumps({
             "url": self.addresses["control"], "pid": os.getpid(), "dataserver": self.addresses["dataserver"],
-            "media": self.addresses["media"], "started": time.time(),
+            "media": self.addresses.get("media"), "media_pid": self.media.pid, "started": self._started,
         }) + "\n")
 
     async def stop(self) -> None:

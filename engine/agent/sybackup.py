@@ -26,7 +26,7 @@ from engine.archive.names import object_name
 from engine.bphdb.runner import environment_of
 from engine.config import parse_sybackup_options, resolve_archive_options
 from engine.jobs.status import RESTORE_ERROR, SUCCESS, TERMINATED_BY_ADMIN, StatusError
-from engine.media.server import ensure_media_secret
+from engine.media.secret import ensure_media_secret
 
 if TYPE_CHECKING:
     from engine.daemon import Daemon
@@ -406,15 +406,18 @@ class ArchiveAgent:
                 continue  # still being written
             catalog.remove_image(image.backup_id)
             removed_images.append(image.backup_id)
+        await self.daemon.media.ensure_running()
+        media = self._media()
         known = catalog.object_names()
         busy = self._busy_names()
-        for unit in self.daemon.storage_units():
-            async for info in unit.list(""):
+        for unit in self.daemon.config.storage_units:
+            for info in await asyncio.to_thread(lambda u=unit: list(media.list("", unit=u))):
                 if info.name not in known and info.name not in busy:
-                    await unit.remove(info.name)
+                    await asyncio.to_thread(media.remove, info.name, unit)
                     removed_objects.append(info.name)
-            if not busy:
-                for temp in await unit.temporaries():
-                    await unit.remove_temporary(temp)
-                    removed_temporaries.append(str(getattr(temp, "name", temp)))
+            for temp in await asyncio.to_thread(media.temporaries, unit):
+                if not temp.in_use and await asyncio.to_thread(media.remove_temporary, temp, unit):
+                    removed_temporaries.append(temp.name)
+        for name in removed_objects:
+            log.info("cleanup: removed orphan object %s", name)
         return {"images": removed_images, "objects": removed_objects, "temporaries": removed_temporaries}

@@ -23,6 +23,7 @@ sentence the media server sent. The secret never appears in a message.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import select
@@ -67,6 +68,18 @@ class StoreResult:
     dump_id: str
     stripe: int
     stripes: int
+
+    # read like the server's answer too: result["bytes"], result.get("raw_bytes")
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.__dataclass_fields__ else default
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_reply(cls, r: dict[str, Any]) -> StoreResult:
@@ -259,7 +272,10 @@ class _Channel:
         if kind == p.ERROR:
             err = self._server_error(payload)
             if refuse_status is not None and err.status == CONNECTION_REFUSED:
-                raise StatusError(CONNECTION_REFUSED, f"the media server at {self.client.address}: {err}")
+                raise StatusError(
+                    CONNECTION_REFUSED,
+                    f"the media server at {self.client.address} refused the connection: {err}",
+                )
             raise err
         if kind not in (p.JSON, p.END):
             raise self._broken(f"the media server sent a {p.NAMES[kind]} frame where an answer belongs")

@@ -92,6 +92,9 @@ def script_environment(context: ScriptContext, isql: str | None) -> dict[str, st
         env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/bin:/bin")
     if isql and "ISQL" not in env:
         env["ISQL"] = isql
+    if context.home:
+        # FreeTDS clients (fisql, tsql) find the home's dataserver through its freetds.conf
+        env.setdefault("FREETDSCONF", str(Path(context.home) / "freetds.conf"))
     env.update(context.environment())
     return env
 

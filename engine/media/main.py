@@ -70,6 +70,10 @@ async def run(home: Home, host: str, port: int, units: dict[str, StorageUnit], r
         concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="media")
     )
     secret = ensure_media_secret(home)
+    for unit in units.values():  # a unit that cannot work is said at start, not at the first backup
+        prepare = getattr(unit, "prepare", None)
+        if prepare is not None:
+            await prepare()
     media = MediaServer(units, secret)
     try:
         await media.start(host, port)

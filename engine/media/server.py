@@ -32,6 +32,7 @@ from engine.jobs.status import (
     StatusError,
 )
 from engine.media import protocol as p
+from engine.media.secret import ensure_media_secret
 from engine.storage.base import (
     StorageUnit,
     validate_object_name,
@@ -276,8 +277,8 @@ class MediaServer:
             log.warning("refused a connection from %s: authentication failed", conn.peer)
             await conn.send_error(
                 CONNECTION_REFUSED,
-                "the media server refused the connection: authentication failed (the client does not "
-                "hold this media server's secret, HOME/media.secret)",
+                "authentication failed: the client does not hold this media server's secret "
+                "(HOME/media.secret of the media server's home)",
             )
             return
         await conn.send_json({"ok": True, "server": "sybar-media", "protocol": p.PROTOCOL_VERSION})
@@ -287,7 +288,7 @@ class MediaServer:
             if kind != p.JSON:
                 raise p.ProtocolError(f"expected a request, got a {p.NAMES[kind]} frame")
             req = p.decode_json(payload)
-            op = str(req.get("op"))
+            op = str(req.get("op"))[:40]
             handler = {
                 "store": self._store,
                 "fetch": self._fetch,
@@ -304,6 +305,8 @@ class MediaServer:
         except p.ProtocolError as e:
             log.warning("protocol error from %s (%s): %s", conn.peer, op, e)
             await conn.send_error(_OP_STATUS.get(op, SYSTEM_ERROR), f"media protocol error: {e}")
+            if op == "store":
+                await conn.linger(lim.linger)
         except TimeoutError:
             log.warning("connection from %s (%s) timed out", conn.peer, op)
             await conn.send_error(NETWORK_TIMEOUT, "the media server waited too long for the client")
@@ -318,6 +321,13 @@ class MediaServer:
         name = validate_object_name(req.get("name"))
         unit = self._unit(req.get("unit"))
         job_id = req.get("job_id")
+        if job_id is not None and not (
+            (isinstance(job_id, int) and not isinstance(job_id, bool))
+            or (isinstance(job_id, str) and len(job_id) <= 64)
+        ):
+            raise StatusError(
+                BACKUP_FAILED, f"job_id {str(job_id)[:40]!r} is neither a number nor a short string"
+            )
         expected = req.get("expected_bytes")
         if expected is not None and (
             not isinstance(expected, int) or isinstance(expected, bool) or expected < 0
@@ -535,6 +545,9 @@ class MediaServer:
         if removed:
             log.info("removed temporary %s from storage unit %s", tid, unit.name)
         await conn.send_json({"ok": True, "id": tid, "removed": removed})
+
+
+__all__ = ["MediaLimits", "MediaServer", "UnitResolver", "ensure_media_secret", "serve_media"]
 
 
 async def serve_media(

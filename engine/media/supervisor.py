@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class MediaSupervisor:
-    def __init__(self, home: Home, units: dict[str, str], host: str = "127.0.0.1"):
+    def __init__(self, home: Home, units: dict[str, str], host: str = "127.0.0.1", on_start=None):
         self.home = home
+        self.on_start = on_start      # called with the new address after every (re)start
         self.units = units  # storage unit name -> path
         self.host = host
         self.proc: asyncio.subprocess.Process | None = None
@@ -79,6 +80,8 @@ class MediaSupervisor:
         self.address = (m.group(1), int(m.group(2)))
         self._stderr_task = asyncio.create_task(self._log_stderr(self.proc))
         log.info("media server pid %s listening on %s:%s", self.proc.pid, *self.address)
+        if self.on_start is not None:
+            self.on_start(self.address)
         return self.address
 
     async def _listening_line(self) -> str:

@@ -128,6 +128,7 @@ class DiskObjectWriter:
         self._buf = bytearray()
         self._state = "open"  # open | committed | aborted
         self._info: ObjectInfo | None = None
+        self._linked = False  # the final name exists (commit got that far)
         self._inflight: concurrent.futures.Future | None = None
 
     # -- the hook
@@ -217,6 +218,7 @@ class DiskObjectWriter:
         # never sees it unlocked while it is being committed.
         try:
             os.link(self.tmp, self.final)
+            self._linked = True
         except FileExistsError:
             raise self.unit._exists(self.name) from None
         except OSError as e:
@@ -226,6 +228,7 @@ class DiskObjectWriter:
             if os.path.lexists(self.final):
                 raise self.unit._exists(self.name) from None
             os.rename(self.tmp, self.final)
+            self._linked = True
         else:
             os.unlink(self.tmp)
         os.close(self._fd)
@@ -256,6 +259,10 @@ class DiskObjectWriter:
             self._fd = -1
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
+        if self._linked:  # a commit that failed after linking: the object must not stay visible
+            with contextlib.suppress(OSError):
+                os.unlink(self.final)
+            self._linked = False
 
     def __repr__(self) -> str:
         return f"DiskObjectWriter({self.unit.name!r}, {self.name!r}, {self._state})"
@@ -349,6 +356,10 @@ class DiskStorageUnit:
                 _ADVICE.get(e.errno or 0, "check the storage unit's path"),
             ) from e
         self._ready = True
+
+    async def prepare(self) -> None:
+        """Create the unit's directories now (else on first use); StatusError (84) when it cannot."""
+        await self._ensure()
 
     # -- writing
     async def create(self, name: str) -> DiskObjectWriter:

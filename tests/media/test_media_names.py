@@ -145,3 +145,16 @@ def test_media_secret_mode_is_tightened_and_damage_is_reported(tmp_path):
     path.write_bytes(b"short")
     with pytest.raises(StatusError, match="damaged"):
         ensure_media_secret(tmp_path)
+
+
+def test_store_result_reads_like_the_answer():
+    from engine.archive import StoreResult
+
+    r = StoreResult("n", "disk1", 10, "ab", 8192, "cd", 1, "0" * 32, 0, 1)
+    assert r["bytes"] == 10 and r.get("raw_bytes") == 8192 and r.get("nope", 5) == 5
+    assert r.to_json()["checksum"] == "ab"
+    with pytest.raises(KeyError):
+        r["nope"]
+    from engine.media.server import ensure_media_secret as again
+
+    assert again is ensure_media_secret

@@ -265,3 +265,15 @@ def test_the_home_secret_is_what_clients_use(tmp_path, proc):
         MediaClient(proc.host, proc.port, bytes(32)).stat(name())
     assert ei.value.status == 57
     assert "authentication failed" in proc.stderr()
+
+
+def test_unit_directories_are_made_at_start_or_refused(tmp_path):
+    mp = start_media_process(tmp_path / "home", {"disk1": tmp_path / "units" / "disk1"})
+    try:
+        assert stat.S_IMODE(os.stat(tmp_path / "units" / "disk1").st_mode) == 0o700
+        assert (tmp_path / "units" / "disk1" / ".incoming").is_dir()
+    finally:
+        mp.stop()
+    (tmp_path / "file").write_text("x")
+    r = run_main("--home", str(tmp_path / "home"), "--unit", f"d={tmp_path}/file/d")
+    assert r.returncode == 1 and "storage unit d" in r.stderr and "ENOTDIR" in r.stderr

@@ -418,3 +418,28 @@ def test_temporaries_of_a_killed_writer_are_found_and_removed(tmp_path):
     t = temps[0]
     assert t.name == NAME and not t.in_use and t.size == 3 << 20 and t.unit == "disk1"
     assert removed == [True] and after == []
+
+
+def test_a_commit_that_fails_after_linking_leaves_no_object(tmp_path, monkeypatch):
+    import engine.storage.disk as disk
+
+    unit = DiskStorageUnit("disk1", tmp_path / "u")
+
+    async def go():
+        w = await unit.create(NAME)
+        await w.write(b"data")
+        real = disk._fsync_dir
+
+        def failing(path):
+            real(path)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        monkeypatch.setattr(disk, "_fsync_dir", failing)
+        with pytest.raises(StatusError) as ei:
+            await w.commit()
+        monkeypatch.setattr(disk, "_fsync_dir", real)
+        return ei.value, await unit.stat(NAME), await unit.temporaries()
+
+    err, st, temps = run(go())
+    assert err.status == MEDIA_WRITE_ERROR and "EIO" in str(err) and "committing object" in str(err)
+    assert st is None and temps == []
