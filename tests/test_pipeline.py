@@ -256,19 +256,42 @@ def test_unauthenticated_connections_are_refused(pipe):
     with pytest.raises(StatusError) as e:
         _run(probe("not-the-token"))
     assert "not authenticated" in str(e.value)
-    # the media server: a peer that cannot answer the challenge gets nothing stored
+    # the media server: a peer that cannot answer the challenge is told so and cut off, nothing stored
+    import hashlib
+    import hmac
+    import struct
+
     host, port = state["media"].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.recv(64)
-        sock.sendall(b"\x00" * 32 + b"garbage that is not an answer" * 10)
-        sock.settimeout(10)
-        data = b""
-        try:
-            while chunk := sock.recv(4096):
-                data += chunk
-        except OSError:
-            pass
-    assert not any(p.name.startswith("garbage") for p in (s.home / "storage" / "disk1").iterdir())
+
+    def read_frame(sock):
+        head = b""
+        while len(head) < 5:
+            chunk = sock.recv(5 - len(head))
+            if not chunk:
+                return None, b""
+            head += chunk
+        kind, length = struct.unpack(">BI", head)
+        body = b""
+        while len(body) < length:
+            chunk = sock.recv(length - len(body))
+            if not chunk:
+                break
+            body += chunk
+        return kind, body
+
+    for answer in (lambda nonce: b"\x00" * 32,
+                   lambda nonce: hmac.new(b"a guessed secret", nonce + b"sybar-media-1", hashlib.sha256).digest()):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            kind, challenge = read_frame(sock)
+            assert kind == ord("C")
+            nonce = challenge[-32:]
+            sock.sendall(struct.pack(">BI", ord("A"), 32) + answer(nonce))
+            sock.sendall(struct.pack(">BI", ord("J"), 40) + b'{"op": "store", "name": "garbage.x.D"}   ')
+            kind, body = read_frame(sock)
+            assert kind == ord("E"), (kind, body)
+            assert json.loads(body)["status"] == 57
+            assert read_frame(sock)[0] is None  # and the connection is closed
+    assert not any("garbage" in p.name for p in (s.home / "storage" / "disk1").rglob("*"))
     assert _run(_status(s))["media_pid"]  # still up
 
 
@@ -291,6 +314,45 @@ def test_backup_outside_the_schedule_window_is_refused(tmp_path, sa_in_keyring):
         assert images(s) == []
     finally:
         stop_serve(s)
+
+
+def test_dump_from_isql_outside_any_script_gets_a_job_of_its_own(pipe):
+    s = pipe
+    before = len(images(s))
+    r = s.sybar_isql('dump database mydb to "sybackup::-POL Sybase_ASE" stripe on "sybackup::-POL Sybase_ASE"\ngo\n')
+    assert "DUMP is complete" in r.stdout and "Msg" not in r.stdout, r.stdout
+    listed = images(s)
+    assert len(listed) == before + 1 and len(listed[0]["stripes"]) == 2
+    job = sybar_json(s.home, "jobs", str(listed[0]["job_id"]))
+    assert job["type"] == "dump" and job["status"] == 0 and job["parent_id"] is None
+    assert [c["type"] for c in job["children"]] == ["stripe", "stripe"]
+    assert all(c["status"] == 0 and c["bytes_done"] == c["bytes_expected"] for c in job["children"])
+
+
+def test_unknown_policy_and_missing_script_are_refused(pipe, tmp_path):
+    s = pipe
+    r = sybar(s.home, "backup", str(s.home / "scripts" / "sybase_mydb_backup"), "--policy", "No_Such_Policy")
+    assert r.returncode == 230, r.stdout + r.stderr
+    assert "No_Such_Policy" in r.stderr
+    r = sybar(s.home, "backup", str(tmp_path / "nowhere"))
+    assert r.returncode == 71 and "does not exist" in r.stderr, r.stderr
+    ww = tmp_path / "sybase_ww_backup"
+    ww.write_text("#!/bin/sh\nexit 0\n")
+    ww.chmod(0o777)
+    r = sybar(s.home, "backup", str(ww))
+    assert r.returncode == 69 and "world-writable" in r.stderr, r.stderr
+
+
+def test_script_that_runs_no_dump_is_not_a_success(pipe, tmp_path):
+    s = pipe
+    script = tmp_path / "sybase_nothing_backup"
+    script.write_text("#!/bin/sh\necho backing up nothing\nexit 0\n")
+    script.chmod(0o700)
+    before = len(images(s))
+    r = sybar(s.home, "backup", str(script))
+    assert r.returncode == 6, r.stdout + r.stderr
+    assert "ran no dump" in r.stdout
+    assert len(images(s)) == before
 
 
 def test_cli_starts_a_daemon_when_none_runs(tmp_path, sa_in_keyring):
