@@ -169,8 +169,16 @@ async def _finish(client, ended, args, verb: str) -> int:
 
 
 async def cmd_restore(client: ControlClient, args) -> int:
+    if args.plan:
+        if not args.image:
+            raise StatusError(SYSTEM_ERROR, "--plan needs --image BACKUP_ID (the full dump the chain starts from)")
+        plan = await client.restore_plan(args.image, database=args.database, until=args.until)
+        print(json.dumps(plan, indent=2, default=str) if args.json else plan["plan"])
+        return 0
     if args.image:
-        job = await client.restore_image(args.image, database=args.database)
+        job = await client.restore_image(args.image, database=args.database, until=args.until)
+    elif args.until:
+        raise StatusError(SYSTEM_ERROR, "--until needs --image BACKUP_ID (the full dump the chain starts from)")
     elif args.script:
         job = await client.restore_script(str(args.script))
     else:
@@ -284,6 +292,10 @@ def add_parsers(sub, add_home) -> None:
     p.add_argument("script", nargs="?", metavar="SCRIPT")
     p.add_argument("--image", metavar="BACKUP_ID")
     p.add_argument("--database", metavar="TARGET", help="load into this database (default: the image's)")
+    p.add_argument("--until", metavar="TIME",
+                   help="point in time, 'YYYY-MM-DD hh:mm:ss[.fff]' in the dataserver's local time: load the "
+                        "log dumps after the image up to it")
+    p.add_argument("--plan", action="store_true", help="print the images and statements; run nothing")
 
     p = sub.add_parser("list", help="the images in the catalog (bplist)")
     common(p)

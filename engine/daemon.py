@@ -213,8 +213,16 @@ class Daemon:
                           f"{'backed up' if operation == 'backup' else 'restored'}")
         return SUCCESS, "the requested operation was successfully completed"
 
-    async def start_restore_image(self, backup_id: str, database: str | None = None) -> int:
-        return await self.agent.restore_image(backup_id, database)
+    async def start_restore_image(self, backup_id: str, database: str | None = None,
+                                  until: str | None = None) -> int:
+        return await self.agent.restore_image(backup_id, database, until)
+
+    async def plan_restore(self, backup_id: str, database: str | None = None, until: str | None = None) -> dict:
+        plan = await asyncio.to_thread(self.agent.plan, backup_id, database, until)
+        from engine.agent.plan import format_plan
+
+        return {"plan": format_plan(plan), "statements": plan.statements, "target": plan.target,
+                "images": [i.to_json() for i in plan.images]}
 
     async def start_verify(self, backup_id: str) -> int:
         return await self.agent.verify_image(backup_id)

@@ -292,39 +292,47 @@ class ArchiveAgent:
         self._unwatch(plan.parent_job, plan.cancel)
 
     # -- restore of an image, without a script --------------------------------------
-    async def restore_image(self, backup_id: str, database: str | None) -> int:
+    def plan(self, backup_id: str, database: str | None, until: str | None):
+        """The images and statements that restore BACKUP_ID (and its log dumps up to UNTIL)."""
+        from engine.agent.plan import parse_time, plan_restore
+
+        from engine.dataserver.session import valid_database_name
+
         image = self.daemon.catalog.get_image(backup_id)
         if image is None:
             raise StatusError(NO_ENTITY, f"no image {backup_id} in the catalog: `sybar list` shows the images")
+        if image.dump_type != "D":
+            raise StatusError(RESTORE_ERROR, f"{backup_id} is a log dump: a restore starts from a full dump "
+                                             "(`sybar list --type D`)")
         target = database or image.database
-        from engine.dataserver.session import valid_database_name
-
         try:
             valid_database_name(target)
         except Exception as e:
             raise StatusError(RESTORE_ERROR, str(getattr(e, "text", e))) from None
+        exists = self.daemon.dataserver.master.get(target) is not None
+        return plan_restore(self.daemon.catalog, backup_id, until=parse_time(until) if until else None,
+                            target=target, target_exists=exists)
+
+    async def restore_image(self, backup_id: str, database: str | None, until: str | None = None) -> int:
+        plan = await asyncio.to_thread(self.plan, backup_id, database, until)
+        image = plan.images[0]
         job = self.daemon.jobs.start_job(type="restore", client=image.client, dataserver=self.daemon.dataserver.name,
-                                         database=target, backup_id=backup_id, policy=image.policy,
+                                         database=plan.target, backup_id=backup_id, policy=image.policy,
                                          schedule=image.schedule)
-        self.daemon._spawn(self._restore(job, image, target))
+        for i in plan.images:
+            self.daemon.jobs.log(job, f"uses {i.backup_id} ({'full dump' if i.dump_type == 'D' else 'log dump'}, "
+                                      f"{len(i.objects)} stripes)")
+        self.daemon._spawn(self._restore(job, plan.statements, plan.target))
         return job
 
-    def restore_statements(self, image, target: str, exists: bool) -> list[str]:
-        objects = sorted(image.objects, key=lambda o: o.stripe)
-        devices = "\n    ".join(
-            ("from" if i == 0 else "stripe on") + f' "sybackup::{o.name}"' for i, o in enumerate(objects))
-        out = [] if exists else [f"create database {target} for load"]
-        return out + [f"load database {target}\n    {devices}", f"online database {target}"]
-
-    async def _restore(self, job: int, image, target: str) -> None:
+    async def _restore(self, job: int, statements: list[str], target: str) -> None:
         jobs = self.daemon.jobs
         server = self.daemon.dataserver
         session = server.internal_session()
         session.job_id = job
-        status, message = SUCCESS, f"image {image.backup_id} restored into {target}, online"
+        status, message = SUCCESS, f"restored into {target}, online"
         try:
-            exists = server.master.get(target) is not None
-            for sql in self.restore_statements(image, target, exists):
+            for sql in statements:
                 jobs.log(job, "> " + sql.replace("\n", " "))
                 async for reply in session.execute(sql):
                     text = getattr(reply, "text", None)
@@ -341,7 +349,7 @@ class ArchiveAgent:
         except asyncio.CancelledError:
             status, message = TERMINATED_BY_ADMIN, "termination requested by administrator"
         except Exception as e:
-            log.exception("restore of %s failed", image.backup_id)
+            log.exception("restore into %s failed", target)
             status, message = 130, f"system error: {e}"
         finally:
             await session.close()

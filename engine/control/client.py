@@ -71,8 +71,13 @@ class ControlClient:
     async def restore_script(self, script: str) -> int:
         return (await self._call("POST", "/restores", json_body={"script": script}))["job"]
 
-    async def restore_image(self, backup_id: str, database: str | None = None) -> int:
-        return (await self._call("POST", "/restores", json_body={"backup_id": backup_id, "database": database}))["job"]
+    async def restore_image(self, backup_id: str, database: str | None = None, until: str | None = None) -> int:
+        body = {"backup_id": backup_id, "database": database, "until": until}
+        return (await self._call("POST", "/restores", json_body=body))["job"]
+
+    async def restore_plan(self, backup_id: str, database: str | None = None, until: str | None = None) -> dict:
+        body = {"backup_id": backup_id, "database": database, "until": until, "plan_only": True}
+        return await self._call("POST", "/restores", json_body=body)
 
     async def images(self, **filters) -> list[dict]:
         return await self._call("GET", "/images", params=filters)

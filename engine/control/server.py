@@ -4,7 +4,8 @@ One API for the CLI and the GUI (DESIGN.md §2). Version prefix /api/v1.
 
   GET  /api/v1/status                         roles, addresses, versions
   POST /api/v1/backups        {scripts, policy?, schedule?, keyword?}  -> {jobs: [id]}
-  POST /api/v1/restores       {script} | {backup_id, database?}        -> {job: id}
+  POST /api/v1/restores       {script} | {backup_id, database?, until?} -> {job: id}
+                              {backup_id, database?, until?, plan_only: true} -> {plan, statements, images}
   GET  /api/v1/images         ?database&client&since&until&type&keyword&policy&limit&offset
   GET  /api/v1/images/{backup_id}
   POST /api/v1/images/{backup_id}/verify                               -> {job: id}
@@ -89,8 +90,12 @@ def make_app(ops, token: str) -> web.Application:
         b = await body(request)
         if b.get("script"):
             job = await ops.start_restore_script(str(b["script"]))
+        elif b.get("backup_id") and b.get("plan_only"):
+            return _json(await ops.plan_restore(str(b["backup_id"]), database=b.get("database"),
+                                                until=b.get("until")))
         elif b.get("backup_id"):
-            job = await ops.start_restore_image(str(b["backup_id"]), database=b.get("database"))
+            job = await ops.start_restore_image(str(b["backup_id"]), database=b.get("database"),
+                                                until=b.get("until"))
         else:
             raise ValueError("give a script, or a backup_id")
         return _json({"job": job}, 202)

@@ -164,17 +164,24 @@ class DumpLoad(Statement):
 
 @dataclass(frozen=True, kw_only=True)
 class DumpDatabase(DumpLoad):
-    pass
+    """``config``: the dump configuration named by ``using config = NAME`` (also in
+    ``options["config"]``), else None; with a config and no ``to`` clause ``devices`` is empty
+    (the configuration supplies them); a ``to`` clause given as well wins."""
+
+    config: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class DumpTransaction(DumpLoad):
-    pass
+    """``config``: as for ``DumpDatabase``."""
+
+    config: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class LoadDatabase(DumpLoad):
-    pass
+    """``load database db with listonly = load_sql | create_sql [, until_time = '...']`` may
+    omit the ``from`` clause (the server reads its dump history): ``devices`` is then empty."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -533,6 +540,8 @@ _UNSUPPORTED = frozenset((
 ))
 _STRIPE_KEYS = frozenset(("density", "blocksize", "capacity", "dumpvolume", "file"))
 _LOWER_VALUES = frozenset(("verify", "notify", "listonly"))
+# ``load database db with listonly = load_sql | create_sql``: listings from the dump history, no device
+_HISTORY_LISTINGS = frozenset(("load_sql", "create_sql"))
 _COMPRESS = re.compile(r"compress::(?:(\d+)::)?", re.IGNORECASE)
 _SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp]?)b?\s*", re.IGNORECASE)
 _SIZE_UNITS = {"": 1.0, "m": 1.0, "k": 1 / 1024, "g": 1024.0, "t": 1024.0 * 1024, "p": 1 / 512}
@@ -915,16 +924,22 @@ class _Parser:
             while self.accept_word("stripe"):
                 self.expect_word("on")
                 devices.append(self.device())
-        elif not ((verb == "dump" and not is_db) or "config" in options):
+        elif not ((verb == "dump" and not is_db) or "config" in options
+                  or (verb == "load" and is_db and (w := self.peek()) is not None and w.is_word("with"))):
             raise self.error(self.peek())
+        with_tok = self.peek()
         if self.accept_word("with"):
             options.update(self.with_options())
+        if verb == "load" and not devices and options.get("listonly") not in _HISTORY_LISTINGS:
+            # only the dump-history listings may omit `from`: they read no device
+            raise self.error(with_tok)
         if verb == "dump" and not is_db and not devices and "config" not in options and not (
                 {"truncate_only", "no_log"} & options.keys()):
             raise self.error(self.peek())
         cls = {("dump", True): DumpDatabase, ("dump", False): DumpTransaction,
                ("load", True): LoadDatabase, ("load", False): LoadTransaction}[(verb, is_db)]
-        self.add(cls, start, database=db, devices=tuple(devices), options=options)
+        fields = {"config": options["config"]} if verb == "dump" and "config" in options else {}
+        self.add(cls, start, database=db, devices=tuple(devices), options=options, **fields)
 
     def device(self) -> Device:
         tok = self.peek()
