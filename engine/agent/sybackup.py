@@ -125,7 +125,7 @@ class ArchiveAgent:
 
     # -- dump --------------------------------------------------------------------
     async def begin_dump(self, session, database: str, devices: list[str], compression: int | None,
-                         dump_type: str = "D") -> DumpPlan:
+                         dump_type: str = "D", log_info: dict | None = None) -> DumpPlan:
         options, _ = self._resolve(session, devices)
         config = self.daemon.config
         policy = config.policy(options.policy)
@@ -150,7 +150,7 @@ class ArchiveAgent:
             dump_type=dump_type, policy=policy.name, schedule=schedule.name, schedule_type=schedule.schedule_type,
             keyword=self.daemon.keywords.get(parent, ""), backup_time=now,
             expiration=now + schedule.retention_seconds, compression=compression, job_id=parent,
-            stripes=len(devices), storage_unit=unit.name,
+            stripes=len(devices), storage_unit=unit.name, **(log_info or {}),
         )
         when = dt.datetime.fromtimestamp(now)
         pid = session.client_pid or os.getpid()
@@ -244,9 +244,14 @@ class ArchiveAgent:
                               + ", ".join(sorted(images)) + "): name the stripes of one dump")
         return next(iter(images.values()))
 
-    async def begin_load(self, session, database: str, devices: list[str]) -> LoadPlan:
+    async def begin_load(self, session, database: str, devices: list[str], dump_type: str = "D") -> LoadPlan:
         options, extra = self._resolve(session, devices)
         image = self.find_image(extra["objects"])
+        if image.dump_type != dump_type:
+            what = {"D": "a full database dump", "T": "a transaction log dump"}
+            raise StatusError(RESTORE_ERROR, f"{image.backup_id} is {what[image.dump_type]}: load "
+                                             f"{'database' if image.dump_type == 'D' else 'transaction'} reads it, "
+                                             f"not load {'transaction' if dump_type == 'T' else 'database'}")
         await self.daemon.media.ensure_running()
         jobs = self.daemon.jobs
         parent = session.job_id or self.daemon.job_for_client_pid(

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from engine.backupserver.devices import FileSource, file_sinks
 from engine.backupserver.dump import MAX_STRIPES, dump_database
 from engine.backupserver.load import list_dump, load_database
+from engine.dataserver import translog
 from engine.dataserver.errors import ServerError, database_unavailable, no_such_database
-from engine.dataserver.master import FOR_LOAD, LOADING, OFFLINE, ONLINE, open_database
+from engine.dataserver.master import FOR_LOAD, LOADING, OFFLINE, ONLINE, STANDBY, open_database
 from engine.dataserver.tsql import DumpDatabase, DumpTransaction, LoadDatabase, LoadTransaction
 from engine.jobs.status import StatusError
 from engine.tds.replies import Done, Info
@@ -48,12 +49,10 @@ class BackupServer:
                 gen = self.dump(session, stmt)
             case LoadDatabase():
                 gen = self.load(session, stmt)
-            case DumpTransaction() | LoadTransaction():
-                raise ServerError(
-                    4221, 16,
-                    f"{'DUMP' if isinstance(stmt, DumpTransaction) else 'LOAD'} TRANSACTION is not supported by "
-                    "this dataserver yet: use dump database / load database.",
-                )
+            case DumpTransaction():
+                gen = self.dump_transaction(session, stmt)
+            case LoadTransaction():
+                gen = self.load_transaction(session, stmt)
         async for r in gen:
             yield r
 
@@ -122,10 +121,28 @@ class BackupServer:
             sinks = file_sinks(paths)
         except StatusError as e:
             raise ServerError(8009, 16, f"Error encountered by Backup Server: {e}") from e
+        await self._log_call(name, translog.full_dump_point)
         async for item in self._dump_to(name, sinks, [str(p) for p in paths], compression, announce):
             if isinstance(item, Info):
                 yield item
+        await self._log_call(name, translog.full_dump_done)
         yield Done()
+
+    async def _log_call(self, name: str, fn, *args):
+        """Run a translog call on its own short connection to database NAME (off the loop)."""
+        if name == "master":
+            return None
+        path = self.server.master.db_path(name)
+
+        def call():
+            con = open_database(path)
+            try:
+                translog.ensure_capture(con)
+                return fn(con, *args)
+            finally:
+                con.close()
+
+        return await asyncio.to_thread(call)
 
     def _database_name(self, session: Session, stmt) -> str:
         name = stmt.database
@@ -138,17 +155,21 @@ class BackupServer:
         return None if compression is None else _compression_level(compression)
 
     async def _dump_to(self, name: str, sinks: list, labels: list[str], compression: int | None,
-                       announce: list[str], on_progress=None) -> AsyncIterator:
-        """Run the striped dump into ready sinks; yields Backup Server lines, then the DumpResult."""
+                       announce: list[str], on_progress=None, db_path: Path | None = None,
+                       dump_type: str = "D") -> AsyncIterator:
+        """Run the striped dump into ready sinks; yields Backup Server lines, then the DumpResult.
+
+        A log dump (dump_type T) dumps the log extract file at db_path the same way."""
         yield Info(MSG_SESSION.format(sid=next(self._sessions)))
         for line in announce:
             yield Info(line)
-        self._busy(name, "dump")
+        if dump_type == "D":
+            self._busy(name, "dump")
         try:
-            dbpath = self.server.master.db_path(name)
+            dbpath = db_path or self.server.master.db_path(name)
             work = lambda progress, cancel: dump_database(  # noqa: E731
                 server=self.server.name, database=name, db_path=dbpath, sinks=sinks,
-                compression=compression, progress=progress, cancel=cancel,
+                compression=compression, progress=progress, cancel=cancel, dump_type=dump_type,
             )
             async for item in _run_with_progress(work, name, labels, "DUMPED", on_progress):
                 if isinstance(item, Info):
@@ -160,9 +181,10 @@ class BackupServer:
         except OSError as e:
             raise ServerError(8009, 16, f"Error encountered by Backup Server: {e.strerror}: {e.filename}") from e
         finally:
-            self.server.busy.pop(name, None)
+            if dump_type == "D":
+                self.server.busy.pop(name, None)
         self.server.master.set_dumpdate(name)
-        for phase in (1, 2, 3):
+        for phase in (1, 2, 3) if dump_type == "D" else (1,):
             yield Info(f"Backup Server: 3.43.1.1: Dump phase number {phase} completed.")
         kb = result.raw_bytes // 1024
         yield Info(f"Backup Server: 4.188.1.1: Database {name}: {kb} kilobytes (100%) DUMPED.")
@@ -250,6 +272,7 @@ class BackupServer:
         finally:
             self.server.busy.pop(name, None)
         self.server.master.set_state(name, OFFLINE)
+        await self._log_call(name, translog.loaded_full_dump)
         kb = result.page_count * result.page_size // 1024
         yield Info(f"Backup Server: 4.188.1.1: Database {name}: {kb} kilobytes (100%) LOADED.")
         yield Info(f"Backup Server: 3.42.1.1: LOAD is complete (database {name}).")
@@ -278,8 +301,11 @@ class BackupServer:
         agent = self.server.archive
         compression = self._compression(stmt, next((d.compress_level for d in stmt.devices
                                                     if d.compress_level is not None), None))
+        point = await self._log_call(name, translog.full_dump_point)
+        log_info = {"lsn": point[0], "instance_id": point[1]} if point else {}
         try:
-            plan = await agent.begin_dump(session, name, [d.spec for d in stmt.devices], compression)
+            plan = await agent.begin_dump(session, name, [d.spec for d in stmt.devices], compression,
+                                          log_info=log_info)
         except StatusError as e:
             raise ServerError(8009, 16, f"Error encountered by Backup Server: {e} (status {e.status})") from e
         announce = [f"Backup Server: 4.171.1.1: Archive API stripe {s.stripe + 1}: backup object {s.name}, "
@@ -295,6 +321,7 @@ class BackupServer:
         except BaseException as e:
             await agent.fail_dump(plan, e.__cause__ if isinstance(e, ServerError) and e.__cause__ else e)
             raise
+        await self._log_call(name, translog.full_dump_done)
         yield Info(f"sybackup: image {image.backup_id} recorded in the catalog: {len(plan.stripes)} stripes, "
                    f"{image.kbytes} KB, policy {image.policy}, schedule {image.schedule}.")
         yield Done()
@@ -324,6 +351,176 @@ class BackupServer:
             await agent.end_load(plan, error)
         yield Done()
 
+    # -- transaction log --------------------------------------------------------
+    async def dump_transaction(self, session: Session, stmt) -> AsyncIterator:
+        name = self._database_name(session, stmt)
+        info = self.server.master.get(name)
+        if info is None:
+            raise no_such_database(name)
+        if name == "master":
+            raise ServerError(4207, 16, "DUMP TRANSACTION of master is not allowed: master has no separate log. "
+                                        "Use dump database master.")
+        if info.state != ONLINE:
+            raise database_unavailable(name, info.state)
+        if stmt.options.get("truncate_only") or stmt.options.get("no_log"):
+            how = "truncate_only" if stmt.options.get("truncate_only") else "no_log"
+            await self._log_call(name, translog.truncate_only, f"dump transaction with {how} at "
+                                                               f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+            yield Info(f"Truncated the transaction log of database '{name}' without dumping it. Its log chain "
+                       "is broken: the next dump transaction needs a dump database first.")
+            yield Done()
+            return
+        if not stmt.devices:
+            raise ServerError(102, 15, "Incorrect syntax near the end of the statement: DUMP TRANSACTION needs "
+                                       "a 'to' device, or 'with truncate_only'.")
+        self._busy(name, "log dump")
+        extract_path = self.server.master.db_path(name).with_name(f".{name}.logdump.{os.getpid()}.tmp")
+        try:
+            try:
+                extract = await asyncio.to_thread(self._extract, name, extract_path)
+            except StatusError as e:
+                raise ServerError(4221, 16, f"DUMP TRANSACTION failed: {e}") from e
+            summary = (f"Transaction log of '{name}': LSN {extract.first_lsn} to {extract.last_lsn}, "
+                       f"{extract.count} records"
+                       + (f", commits from {_when(extract.first_commit)} to {_when(extract.last_commit)}."
+                          if extract.count else " (nothing committed since the last log dump)."))
+            if self._archive_devices(stmt):
+                async for r in self._archive_log_dump(session, stmt, name, extract, extract_path, summary):
+                    yield r
+            else:
+                paths, level = self._device_paths(session, stmt)
+                for p in paths:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    sinks = file_sinks(paths)
+                except StatusError as e:
+                    raise ServerError(8009, 16, f"Error encountered by Backup Server: {e}") from e
+                announce = [summary] + [f"Backup Server: 4.41.1.1: Creating new disk file {p}." for p in paths]
+                async for item in self._dump_to(name, sinks, [str(p) for p in paths], self._compression(stmt, level),
+                                                announce, db_path=extract_path, dump_type="T"):
+                    if isinstance(item, Info):
+                        yield item
+            # stored: only now does the log forget what it dumped
+            await self._log_call(name, translog.truncate_log, extract.last_lsn)
+        finally:
+            self.server.busy.pop(name, None)
+            for suffix in ("", "-wal", "-shm"):
+                extract_path.with_name(extract_path.name + suffix).unlink(missing_ok=True)
+        yield Done()
+
+    def _extract(self, name: str, extract_path: Path):
+        path = self.server.master.db_path(name)
+        con = open_database(path)
+        try:
+            translog.ensure_capture(con)
+        finally:
+            con.close()
+        return translog.extract_log(path, extract_path, database=name)
+
+    async def _archive_log_dump(self, session: Session, stmt, name: str, extract, extract_path: Path,
+                                summary: str) -> AsyncIterator:
+        agent = self.server.archive
+        compression = self._compression(stmt, None)
+        log_info = {"first_lsn": extract.first_lsn, "last_lsn": extract.last_lsn,
+                    "first_commit": extract.first_commit, "last_commit": extract.last_commit,
+                    "instance_id": extract.instance_id, "standby": bool(stmt.options.get("standby_access"))}
+        try:
+            plan = await agent.begin_dump(session, name, [d.spec for d in stmt.devices], compression,
+                                          dump_type="T", log_info=log_info)
+        except StatusError as e:
+            raise ServerError(8009, 16, f"Error encountered by Backup Server: {e} (status {e.status})") from e
+        announce = [summary] + [f"Backup Server: 4.171.1.1: Archive API stripe {s.stripe + 1}: backup object "
+                                f"{s.name}, job {s.job_id}" for s in plan.stripes]
+        try:
+            async for item in self._dump_to(name, plan.sinks, [s.name for s in plan.stripes], compression, announce,
+                                            on_progress=lambda p: agent.progress(plan, p), db_path=extract_path,
+                                            dump_type="T"):
+                if isinstance(item, Info):
+                    yield item
+                else:
+                    result = item
+            image = await agent.commit_dump(plan, result)
+        except BaseException as e:
+            await agent.fail_dump(plan, e.__cause__ if isinstance(e, ServerError) and e.__cause__ else e)
+            raise
+        yield Info(f"sybackup: log dump {image.backup_id} recorded in the catalog: {len(plan.stripes)} stripes, "
+                   f"LSN {extract.first_lsn}-{extract.last_lsn}.")
+
+    async def load_transaction(self, session: Session, stmt) -> AsyncIterator:
+        name = self._database_name(session, stmt)
+        info = self.server.master.get(name)
+        if info is None:
+            raise no_such_database(name)
+        if info.state not in (OFFLINE, STANDBY):
+            raise ServerError(
+                4306, 16,
+                f"LOAD TRANSACTION needs database '{name}' loaded from a full dump and not yet online (or online "
+                f"for standby access); it is '{info.state}'. Run load database {name} first.")
+        if info.state == OFFLINE and self.server.users_of(name):
+            raise ServerError(3101, 16, f"Database '{name}' is in use; load transaction needs exclusive use.")
+        until = None
+        if stmt.options.get("until_time"):
+            try:
+                until = translog.parse_until_time(str(stmt.options["until_time"]))
+            except StatusError as e:
+                raise ServerError(4324, 16, str(e)) from e
+        target = self.server.master.db_path(name)
+        tmp = target.with_name(f".{name}.logload.tmp")
+        archive = self._archive_devices(stmt)
+        plan = None
+        self._busy(name, "log load")
+        try:
+            if archive:
+                try:
+                    plan = await self.server.archive.begin_load(session, name, [d.spec for d in stmt.devices],
+                                                                dump_type="T")
+                except StatusError as e:
+                    raise ServerError(8009, 16, f"Error encountered by Backup Server: {e} (status {e.status}) "
+                                                f"Database '{name}' was not changed.") from e
+                sources, labels = plan.sources, [o.name for o in sorted(plan.image.objects, key=lambda o: o.stripe)]
+                on_progress = lambda p: self.server.archive.load_progress(plan, p)  # noqa: E731
+            else:
+                paths, _ = self._device_paths(session, stmt)
+                missing = [p for p in paths if not p.exists()]
+                if missing:
+                    raise ServerError(8009, 16, f"Error encountered by Backup Server: the stripe device "
+                                                f"'{missing[0]}' does not exist. Database '{name}' was not changed.")
+                sources, labels, on_progress = [FileSource(p) for p in paths], [str(p) for p in paths], None
+            yield Info(MSG_SESSION.format(sid=next(self._sessions)))
+            try:
+                work = lambda progress, cancel: load_database(  # noqa: E731
+                    sources=sources, target_tmp=tmp, progress=progress, cancel=cancel, expect_dump_type="T")
+                async for item in _run_with_progress(work, name, labels, "LOADED", on_progress):
+                    if isinstance(item, Info):
+                        yield item
+                applied = await asyncio.to_thread(translog.apply_log, target, tmp, until=until, database=name)
+            except StatusError as e:
+                raise ServerError(4305, 16, f"LOAD TRANSACTION failed: {e} Database '{name}' was not changed.") \
+                    from e
+            finally:
+                for src in sources:
+                    with contextlib.suppress(Exception):
+                        src.close()
+        except BaseException as e:
+            if plan is not None:
+                await self.server.archive.end_load(plan, e.__cause__ if isinstance(e, ServerError) and e.__cause__
+                                                   else e)
+            raise
+        finally:
+            self.server.busy.pop(name, None)
+            tmp.unlink(missing_ok=True)
+        if plan is not None:
+            await self.server.archive.end_load(plan, None)
+        yield Info(f"Backup Server: 3.42.1.1: LOAD is complete (database {name}).")
+        stop = (f" It stopped at until_time {_when(applied.stopped_at)}: no further log dump can be loaded."
+                if applied.stopped_at is not None else "")
+        yield Info(f"Applied {applied.applied_transactions} transactions ({applied.applied_records} records, up to "
+                   f"LSN {applied.last_lsn_applied}"
+                   + (f", last commit {_when(applied.last_commit)}" if applied.last_commit else "") + ")." + stop)
+        yield Info("Use the ONLINE DATABASE command to bring this database online; ASE will not bring it "
+                   "online automatically.")
+        yield Done()
+
     async def _list(self, paths: list[Path], listonly: bool) -> AsyncIterator:
         sources = [FileSource(p) for p in paths]
         try:
@@ -346,6 +543,12 @@ class BackupServer:
         if listonly:
             yield Info("All stripes listed; no database was loaded.")
         yield Done()
+
+
+def _when(unix: float | None) -> str:
+    if unix is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix)) + f".{int(unix * 1000) % 1000:03d}"
 
 
 def _compression_level(value) -> int:

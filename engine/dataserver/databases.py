@@ -12,8 +12,9 @@ import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from engine.dataserver import translog
 from engine.dataserver.errors import ServerError, no_such_database
-from engine.dataserver.master import FOR_LOAD, OFFLINE, ONLINE, open_database
+from engine.dataserver.master import FOR_LOAD, OFFLINE, ONLINE, STANDBY, open_database
 from engine.dataserver.session import valid_database_name
 from engine.dataserver.tsql import CreateDatabase, DropDatabase, OnlineDatabase
 from engine.tds.replies import Done, Info
@@ -38,7 +39,7 @@ class Databases:
                     await self.drop(session, name)
                 yield Done()
             case OnlineDatabase():
-                async for r in self.online(stmt.database):
+                async for r in self.online(stmt.database, stmt.for_standby_access):
                     yield r
 
     async def create(self, name: str, size_mb: int | None, for_load: bool) -> AsyncIterator:
@@ -72,13 +73,15 @@ class Databases:
         for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             f.unlink(missing_ok=True)
 
-    async def online(self, name: str) -> AsyncIterator:
+    async def online(self, name: str, standby: bool = False) -> AsyncIterator:
         info = self.master.get(name)
         if info is None:
             raise no_such_database(name)
         if info.state == ONLINE:
             yield Info(f"Database '{name}' is already online.")  # ASE: a no-op, not an error
-        elif info.state == OFFLINE:
+        elif info.state in (OFFLINE, STANDBY):
+            if standby and self.server.users_of(name) and info.state == OFFLINE:
+                raise ServerError(3101, 16, f"Database '{name}' is in use.")
             integrity = await asyncio.to_thread(_integrity, self.master.db_path(name))
             if integrity != "ok":
                 raise ServerError(
@@ -86,11 +89,16 @@ class Databases:
                     f"Database '{name}' could not be brought online: its pages fail the integrity check "
                     f"({integrity}). Load it again from a good dump.",
                 )
-            self.master.set_state(name, ONLINE)
+            if not standby and self.server.users_of(name):
+                raise ServerError(3101, 16, f"Database '{name}' is in use (read-only standby sessions): they "
+                                            "must leave it before it goes fully online.")
+            await asyncio.to_thread(_log_online, self.master.db_path(name), standby)
+            self.master.set_state(name, STANDBY if standby else ONLINE)
             yield Info(f"Started estimating recovery log boundaries for database '{name}'.")
             yield Info(f"Database '{name}', checkpoint=({info.dbid}, 0), first=({info.dbid}, 0), last=({info.dbid}, 0).")
             yield Info(f"Completed estimating recovery log boundaries for database '{name}'.")
-            yield Info(f"Database '{name}' is now online.")
+            yield Info(f"Database '{name}' is now online" + (" for standby access (read-only; load transaction "
+                                                             "still applies further log dumps)." if standby else "."))
         else:
             raise ServerError(
                 4221, 16,
@@ -98,6 +106,15 @@ class Databases:
                 f"Run load database {name} from a dump first.",
             )
         yield Done()
+
+
+def _log_online(path, standby: bool) -> None:
+    con = open_database(path)
+    try:
+        translog.ensure_capture(con)
+        translog.online(con, standby)
+    finally:
+        con.close()
 
 
 def _integrity(path: os.PathLike) -> str:

@@ -21,6 +21,7 @@ ONLINE = "online"
 OFFLINE = "offline"          # loaded, waiting for `online database`
 FOR_LOAD = "for load"        # created for load, never loaded
 LOADING = "load in progress"
+STANDBY = "online for standby access"  # read-only, still takes load transaction
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,29}$")
 

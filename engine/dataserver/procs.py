@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from engine.dataserver.errors import ServerError, no_such_database
-from engine.dataserver.master import FOR_LOAD, LOADING, OFFLINE, ONLINE
+from engine.dataserver.master import FOR_LOAD, LOADING, OFFLINE, ONLINE, STANDBY
 from engine.tds.replies import Done, Info, ResultFormat, ResultRow
 from engine.tds.tokens import Column
 
 if TYPE_CHECKING:
     from engine.dataserver.session import Session
 
-_STATUS = {ONLINE: "no options set", OFFLINE: "offline", FOR_LOAD: "for load", LOADING: "offline, load in progress"}
+_STATUS = {ONLINE: "no options set", OFFLINE: "offline", FOR_LOAD: "for load", LOADING: "offline, load in progress",
+           STANDBY: "online for standby access"}
 
 
 async def run(session: Session, stmt) -> AsyncIterator:

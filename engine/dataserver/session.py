@@ -14,9 +14,9 @@ import sqlite3
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from engine.dataserver import procs, tsql
+from engine.dataserver import procs, translog, tsql
 from engine.dataserver.errors import ServerError, database_unavailable, from_sqlite, no_such_database
-from engine.dataserver.master import NAME_RE, ONLINE, open_database
+from engine.dataserver.master import NAME_RE, ONLINE, STANDBY, open_database
 from engine.dataserver.results import INFER_ROWS, convert_row, infer_columns
 from engine.tds.replies import DatabaseChanged, Done, Error, Info, ResultFormat, ResultRow
 
@@ -146,19 +146,27 @@ class Session:
         info = self.server.master.get(name)
         if info is None:
             raise no_such_database(name)
-        if info.state != ONLINE:
+        if info.state not in (ONLINE, STANDBY):
             raise database_unavailable(name, info.state)
         if name == self.database:
             return DatabaseChanged(name, name)
         if self.trancount:
             raise ServerError(226, 16, "USE DATABASE is not allowed in a multi-statement transaction.")
-        con = await asyncio.to_thread(open_database, self.server.master.db_path(name), decltypes=True)
+        con = await asyncio.to_thread(self._open_user_database, name, info.state == STANDBY)
         old, self._con = self._con, con
         previous = self.database
         self.database = name
         if old is not None:
             await asyncio.to_thread(_close_quietly, old)
         return DatabaseChanged(name, previous)
+
+    def _open_user_database(self, name: str, read_only: bool):
+        con = open_database(self.server.master.db_path(name), decltypes=True)
+        if name != "master":
+            translog.ensure_capture(con)   # tables made outside the dataserver get their log triggers too
+        if read_only:
+            con.execute("pragma query_only = 1")  # a standby database takes changes only from log loads
+        return con
 
     async def leave_database(self) -> None:
         """Move this session to master (before its database is dropped or loaded)."""
