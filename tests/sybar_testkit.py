@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -130,3 +131,15 @@ def integrity(path: Path) -> str:
         return con.execute("pragma integrity_check").fetchone()[0]
     finally:
         con.close()
+
+
+def sybar(home, *args, timeout=300, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([_bin("sybar"), *args, "--home", str(home)], capture_output=True, text=True,
+                          timeout=timeout, env=env or {k: v for k, v in os.environ.items()
+                                                       if k != "SYBAR_SA_PASSWORD"})
+
+
+def sybar_json(home, *args, **kw):
+    r = sybar(home, *args, "--json", **kw)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)

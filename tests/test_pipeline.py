@@ -10,11 +10,10 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
-from sybar_testkit import _bin, integrity, start_serve, stop_serve, table_digest
+from sybar_testkit import integrity, start_serve, stop_serve, sybar, sybar_json, table_digest
 
 from engine.control.client import ControlClient
 from engine.dataserver.demo_data import fill_demo_database
@@ -22,18 +21,6 @@ from engine.demo import install_sample_scripts
 from engine.home import Home
 
 OBJECT_NAME = re.compile(r"^SYBAR\.mydb\.D\.([0-3])\.\d+\.\d\d-\d\d-\d{4}\.\d\d:\d\d:\d\d$")
-
-
-def sybar(home, *args, timeout=300, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([_bin("sybar"), *args, "--home", str(home)], capture_output=True, text=True,
-                          timeout=timeout, env=env or {k: v for k, v in os.environ.items()
-                                                       if k != "SYBAR_SA_PASSWORD"})
-
-
-def sybar_json(home, *args, **kw):
-    r = sybar(home, *args, "--json", **kw)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout)
 
 
 @pytest.fixture(scope="module")
