@@ -134,7 +134,14 @@ def builtin_defaults() -> dict[str, Any]:
                         "retention": "2 weeks",
                         "window": "00:00-24:00",
                         "days": list(DAYS),
-                    }
+                    },
+                    # runs the policy's log-dump scripts (dump transaction) on the scheduler's clock
+                    "Automatic-Incremental": {
+                        "type": "automatic_incremental",
+                        "retention": "2 weeks",
+                        "window": "00:00-24:00",
+                        "days": list(DAYS),
+                    },
                 },
             }
         },
@@ -171,6 +178,12 @@ USER_CONFIG_TEMPLATE = """\
 # retention = "2 weeks"                  # N hours|days|weeks|months|years, or "infinity"
 # window = "00:00-24:00"                 # HH:MM-HH:MM, may wrap midnight ("22:00-06:00"), or a list
 # days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]   # the days a window opens
+
+# [policies.Sybase_ASE.schedules.Automatic-Incremental]
+# type = "automatic_incremental"         # log dumps: the scripts run `dump transaction`
+# retention = "2 weeks"
+# window = "00:00-24:00"
+# days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 # [storage_units.disk1]
 # type = "disk"

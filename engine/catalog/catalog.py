@@ -20,6 +20,14 @@ Images go through three states:
 So a backup that fails or is killed at any point leaves either a whole image
 or none, plus leftovers a cleanup finds.
 
+Log chains (schema version 2): a full dump (type ``D``) records ``lsn``, the
+database's last log sequence number read just before its snapshot, and a log
+dump (type ``T``) the LSNs it holds (``first_lsn``..``last_lsn``) and the
+commit times of its first and last transactions (``first_commit``,
+``last_commit``). Both carry ``instance_id``, the database's log lineage.
+``commit_image`` links a log dump to the image it ``follows``; ``chains.py``
+answers what must be loaded, in what order, to reach a point in time.
+
 Times are unix seconds (floats) everywhere in the API; ``to_json`` adds ISO
 8601 local-time strings for people.
 """
@@ -40,7 +48,7 @@ from typing import Any
 
 from engine.jobs.status import BACKUP_FAILED, DATABASE_ERROR, MEANING, NO_ENTITY, StatusError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INFINITE_EXPIRATION = float(2**31 - 1)  # NetBackup's "infinity" (an infinite expiration is stored as this)
 
 IMAGE_STATES = ("pending", "complete", "failed")
@@ -133,8 +141,25 @@ CREATE TABLE job_log (
 );
 """
 
+# Version 2: log chains. Existing images keep every column and get NULLs (standby
+# 0): they were recorded without LSNs, so they restore as they were dumped.
+# instance_id has no declared type: it is stored as given (an int stays an int).
+_SCHEMA_V2 = """
+ALTER TABLE images ADD COLUMN lsn INTEGER;
+ALTER TABLE images ADD COLUMN first_lsn INTEGER;
+ALTER TABLE images ADD COLUMN last_lsn INTEGER;
+ALTER TABLE images ADD COLUMN first_commit REAL;
+ALTER TABLE images ADD COLUMN last_commit REAL;
+ALTER TABLE images ADD COLUMN instance_id;
+ALTER TABLE images ADD COLUMN follows TEXT;
+ALTER TABLE images ADD COLUMN standby INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX images_db_type_time ON images (database, dump_type, backup_time) WHERE state = 'complete';
+CREATE INDEX images_instance_lsn ON images (instance_id, first_lsn, backup_time) WHERE state = 'complete';
+CREATE INDEX images_follows ON images (follows) WHERE follows IS NOT NULL
+"""
+
 # One entry per schema version: _MIGRATIONS[v] takes a catalog from version v to v+1.
-_MIGRATIONS: list[str] = [_SCHEMA_V1]
+_MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
 
 
 def iso_local(t: float | None) -> str | None:
@@ -142,6 +167,14 @@ def iso_local(t: float | None) -> str | None:
     if t is None:
         return None
     return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
+
+
+def iso_local_ms(t: float | None) -> str | None:
+    """Unix time as an ISO 8601 local time with its UTC offset, to the millisecond
+    (commit times: a point-in-time restore tells transactions apart by them)."""
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
 
 
 # ---------------------------------------------------------------- records
@@ -198,7 +231,20 @@ class Image:
     committed: float | None
     verified_at: float | None
     verify_status: int | None
+    # log chains (schema version 2); None for images recorded without them
+    lsn: int | None = None  # D: the last LSN read just before the snapshot
+    first_lsn: int | None = None  # T: the LSNs the log dump holds
+    last_lsn: int | None = None
+    first_commit: float | None = None  # T: commit times of its first and last transactions
+    last_commit: float | None = None
+    instance_id: Any = None  # the database's log lineage
+    follows: str | None = None  # T: backup id of the image it follows in its chain
+    standby: bool = False  # T: dumped with standby_access
     objects: list[ObjectRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.standby, bool):
+            object.__setattr__(self, "standby", bool(self.standby))
 
     @property
     def type(self) -> str:
@@ -239,6 +285,16 @@ class Image:
             "stripes": [o.to_json() for o in sorted(self.objects, key=lambda o: o.stripe)],
             "verified_at": iso_local(self.verified_at),
             "verify_status": self.verify_status,
+            "lsn": self.lsn,
+            "first_lsn": self.first_lsn,
+            "last_lsn": self.last_lsn,
+            "first_commit": iso_local_ms(self.first_commit),
+            "first_commit_unix": self.first_commit,
+            "last_commit": iso_local_ms(self.last_commit),
+            "last_commit_unix": self.last_commit,
+            "instance_id": self.instance_id,
+            "follows": self.follows,
+            "standby": self.standby,
         }
 
 
