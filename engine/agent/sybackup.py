@@ -300,7 +300,6 @@ class ArchiveAgent:
     def plan(self, backup_id: str, database: str | None, until: str | None):
         """The images and statements that restore BACKUP_ID (and its log dumps up to UNTIL)."""
         from engine.agent.plan import parse_time, plan_restore
-
         from engine.dataserver.session import valid_database_name
 
         image = self.daemon.catalog.get_image(backup_id)

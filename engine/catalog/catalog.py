@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.jobs.status import BACKUP_FAILED, DATABASE_ERROR, MEANING, NO_ENTITY, StatusError
 
@@ -154,8 +154,7 @@ ALTER TABLE images ADD COLUMN instance_id;
 ALTER TABLE images ADD COLUMN follows TEXT;
 ALTER TABLE images ADD COLUMN standby INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX images_db_type_time ON images (database, dump_type, backup_time) WHERE state = 'complete';
-CREATE INDEX images_instance_lsn ON images (instance_id, first_lsn, backup_time) WHERE state = 'complete';
-CREATE INDEX images_follows ON images (follows) WHERE follows IS NOT NULL
+CREATE INDEX images_instance_lsn ON images (instance_id, first_lsn, backup_time) WHERE state = 'complete'
 """
 
 # One entry per schema version: _MIGRATIONS[v] takes a catalog from version v to v+1.
@@ -175,6 +174,31 @@ def iso_local_ms(t: float | None) -> str | None:
     if t is None:
         return None
     return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
+
+
+def _check_chain_facts(
+    dump_type: str,
+    lsn: int | None,
+    first_lsn: int | None,
+    last_lsn: int | None,
+    first_commit: float | None,
+    last_commit: float | None,
+) -> None:
+    if dump_type == "D":
+        if (
+            first_lsn is not None
+            or last_lsn is not None
+            or first_commit is not None
+            or last_commit is not None
+        ):
+            raise ValueError("a full dump (D) records lsn, not first_lsn/last_lsn/first_commit/last_commit")
+    else:
+        if lsn is not None:
+            raise ValueError("a log dump (T) records first_lsn and last_lsn, not lsn")
+        if first_lsn is not None and last_lsn is not None and last_lsn < first_lsn - 1:
+            raise ValueError(f"a log dump cannot hold LSNs {first_lsn}..{last_lsn}")
+        if first_commit is not None and last_commit is not None and last_commit < first_commit:
+            raise ValueError("a log dump's last commit cannot be before its first")
 
 
 # ---------------------------------------------------------------- records
@@ -296,6 +320,20 @@ class Image:
             "follows": self.follows,
             "standby": self.standby,
         }
+
+
+class ChainFacts(NamedTuple):
+    """The columns of an image that chains are made of."""
+
+    backup_id: str
+    dataserver: str
+    dump_type: str
+    backup_time: float
+    lsn: int | None
+    first_lsn: int | None
+    last_lsn: int | None
+    last_commit: float | None
+    instance_id: Any
 
 
 @dataclass(frozen=True)
@@ -501,15 +539,30 @@ class Catalog:
         job_id: int | None = None,
         dump_id: str | None = None,
         storage_unit: str | None = None,
+        lsn: int | None = None,
+        first_lsn: int | None = None,
+        last_lsn: int | None = None,
+        first_commit: float | None = None,
+        last_commit: float | None = None,
+        instance_id: Any = None,
+        standby: bool = False,
     ) -> Image:
         """Record a pending image (invisible until ``commit_image``).
 
         Without backup_id, one is allocated from client and backup_time in the
-        same transaction, so concurrent backups never share an id."""
+        same transaction, so concurrent backups never share an id.
+
+        Log chain facts: a full dump (D) gives ``lsn`` and ``instance_id``; a log
+        dump (T) gives ``first_lsn``, ``last_lsn`` (an empty log dump has
+        ``last_lsn == first_lsn - 1``), ``first_commit``, ``last_commit`` (None
+        when empty), ``instance_id`` and ``standby``. They may also be given (or
+        completed) at ``commit_image``, which links a log dump to the image it
+        follows."""
         if dump_type not in ("D", "T"):
             raise ValueError(f"dump_type must be 'D' or 'T', not {dump_type!r}")
         if stripes < 1:
             raise ValueError("an image has at least one stripe")
+        _check_chain_facts(dump_type, lsn, first_lsn, last_lsn, first_commit, last_commit)
         now = time.time()
         if backup_time is None:
             backup_time = now
@@ -523,12 +576,14 @@ class Catalog:
             db.execute(
                 "INSERT INTO images (backup_id, client, dataserver, database, dump_type, policy, schedule,"
                 " schedule_type, keyword, backup_time, expiration, compression, job_id, dump_id, stripes,"
-                " kbytes, state, storage_unit, created)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', ?, ?)",
+                " kbytes, state, storage_unit, created, lsn, first_lsn, last_lsn, first_commit, last_commit,"
+                " instance_id, standby)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     backup_id, client, dataserver, database, dump_type, policy, schedule, schedule_type,
                     keyword, backup_time, expiration, compression, job_id, dump_id, stripes,
-                    storage_unit, now,
+                    storage_unit, now, lsn, first_lsn, last_lsn, first_commit, last_commit,
+                    instance_id, 1 if standby else 0,
                 ),
             )  # fmt: skip
         image = self.get_image(backup_id, include_pending=True)
@@ -583,23 +638,46 @@ class Catalog:
         return ObjectRecord(backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, now)
 
     def commit_image(
-        self, backup_id: str, *, dump_id: str | None = None, compression: int | None = None
+        self,
+        backup_id: str,
+        *,
+        dump_id: str | None = None,
+        compression: int | None = None,
+        lsn: int | None = None,
+        first_lsn: int | None = None,
+        last_lsn: int | None = None,
+        first_commit: float | None = None,
+        last_commit: float | None = None,
+        instance_id: Any = None,
+        standby: bool | None = None,
     ) -> Image:
         """Make a pending image visible, in one durable transaction, if and only if
         it has exactly one object for each stripe 0..N-1. Raises StatusError (and
         leaves the image pending and invisible) otherwise. Committing a complete
-        image again returns it unchanged. dump_id / compression, when given, are
-        recorded in the same transaction (known only once the dump ended)."""
+        image again returns it unchanged. dump_id / compression and the log chain
+        facts (see ``begin_image``), when given, are recorded in the same
+        transaction (known only once the dump ended), and so is ``follows`` for a
+        log dump: the previous log dump of the same lineage whose last_lsn is
+        first_lsn - 1, or else the newest full dump of the lineage whose LSN the
+        log dump continues (first_lsn - 1 <= lsn <= last_lsn)."""
         with self._tx(durable=True) as db:
-            row = db.execute("SELECT state, stripes FROM images WHERE backup_id = ?", (backup_id,)).fetchone()
+            row = db.execute(
+                "SELECT state, stripes, dump_type, lsn, first_lsn, last_lsn, first_commit, last_commit"
+                " FROM images WHERE backup_id = ?",
+                (backup_id,),
+            ).fetchone()
             if row is None:
                 raise StatusError(NO_ENTITY, f"The catalog has no image {backup_id} to commit.")
-            state, stripes = row
+            state, stripes, dump_type = row[:3]
             if state == "complete":
                 pass
             elif state != "pending":
                 raise StatusError(BACKUP_FAILED, f"Image {backup_id} has failed and cannot be committed.")
             else:
+                given = (lsn, first_lsn, last_lsn, first_commit, last_commit)
+                _check_chain_facts(
+                    dump_type, *(g if g is not None else r for g, r in zip(given, row[3:], strict=True))
+                )
                 have = [
                     r[0]
                     for r in db.execute(
@@ -619,13 +697,51 @@ class Catalog:
                 ).fetchone()[0]
                 db.execute(
                     "UPDATE images SET state = 'complete', kbytes = ?, committed = ?,"
-                    " dump_id = coalesce(?, dump_id), compression = coalesce(?, compression)"
+                    " dump_id = coalesce(?, dump_id), compression = coalesce(?, compression),"
+                    " lsn = coalesce(?, lsn), first_lsn = coalesce(?, first_lsn), last_lsn = coalesce(?, last_lsn),"
+                    " first_commit = coalesce(?, first_commit), last_commit = coalesce(?, last_commit),"
+                    " instance_id = coalesce(?, instance_id), standby = coalesce(?, standby)"
                     " WHERE backup_id = ?",
-                    (math.ceil((total or 0) / 1024), time.time(), dump_id, compression, backup_id),
-                )
+                    (math.ceil((total or 0) / 1024), time.time(), dump_id, compression, lsn, first_lsn, last_lsn,
+                     first_commit, last_commit, instance_id, None if standby is None else int(bool(standby)),
+                     backup_id),
+                )  # fmt: skip
+                if dump_type == "T":
+                    db.execute(
+                        "UPDATE images SET follows = ? WHERE backup_id = ?",
+                        (self._follows(db, backup_id), backup_id),
+                    )
         image = self.get_image(backup_id)
         assert image is not None
         return image
+
+    @staticmethod
+    def _follows(db: sqlite3.Connection, backup_id: str) -> str | None:
+        """The image a log dump follows in its chain (None: it follows nothing the
+        catalog has, e.g. its lineage began before the catalog or was broken)."""
+        row = db.execute(
+            "SELECT dataserver, database, instance_id, first_lsn, last_lsn, backup_time FROM images"
+            " WHERE backup_id = ?",
+            (backup_id,),
+        ).fetchone()
+        dataserver, database, instance_id, first_lsn, last_lsn, backup_time = row
+        if instance_id is None or first_lsn is None or last_lsn is None:
+            return None
+        prev = db.execute(
+            "SELECT backup_id FROM images WHERE instance_id = ? AND state = 'complete' AND first_lsn <= ?"
+            " AND last_lsn = ? AND dump_type = 'T' AND database = ? AND dataserver = ? AND backup_time <= ?"
+            " AND backup_id != ? ORDER BY first_lsn DESC, backup_time DESC, rowid DESC LIMIT 1",
+            (instance_id, first_lsn, first_lsn - 1, database, dataserver, backup_time, backup_id),
+        ).fetchone()
+        if prev is not None:
+            return prev[0]
+        full = db.execute(
+            "SELECT backup_id FROM images WHERE database = ? AND dump_type = 'D' AND state = 'complete'"
+            " AND backup_time <= ? AND instance_id = ? AND dataserver = ? AND lsn BETWEEN ? AND ?"
+            " ORDER BY backup_time DESC, rowid DESC LIMIT 1",
+            (database, backup_time, instance_id, dataserver, first_lsn - 1, max(last_lsn, first_lsn - 1)),
+        ).fetchone()
+        return full[0] if full is not None else None
 
     def fail_image(self, backup_id: str, reason: str) -> bool:
         """Mark a pending image failed (it stays invisible; cleanup removes it).
@@ -839,6 +955,69 @@ class Catalog:
             " ORDER BY i.backup_time DESC, i.rowid DESC LIMIT 1",
             [lo, hi] + ([database] if database is not None else []),
         )
+
+    # -- chain queries (engine/catalog/chains.py builds on these)
+
+    def log_dumps_from(
+        self,
+        *,
+        dataserver: str,
+        database: str,
+        instance_id: Any,
+        min_last_lsn: int,
+        after: tuple[int, float, str] | None = None,
+        limit: int = 256,
+        with_objects: bool = False,
+    ) -> list[Image]:
+        """One page of the complete log dumps of one lineage whose last_lsn is at
+        least min_last_lsn, in chain order (first_lsn, backup_time, backup_id);
+        after: the (first_lsn, backup_time, backup_id) of the previous page's
+        last row."""
+        sql = (
+            f"{_IMAGE_SELECT} WHERE instance_id = ? AND state = 'complete' AND first_lsn >= ?"
+            " AND dump_type = 'T' AND last_lsn >= ? AND database = ? AND dataserver = ?"
+        )
+        params: list[Any] = [
+            instance_id,
+            -(2**63) if after is None else after[0],
+            min_last_lsn,
+            database,
+            dataserver,
+        ]
+        if after is not None:
+            sql += " AND (first_lsn, backup_time, backup_id) > (?, ?, ?)"
+            params += list(after)
+        sql += " ORDER BY first_lsn, backup_time, backup_id LIMIT ?"
+        params.append(limit)
+        return self._images(self._query(sql, params), with_objects)
+
+    def chain_facts(self, database: str, dataserver: str | None = None) -> list[ChainFacts]:
+        """What chains are made of, for every complete image of a database, oldest
+        first: light rows (no objects) for timelines over thousands of images."""
+        sql = (
+            "SELECT backup_id, dataserver, dump_type, backup_time, lsn, first_lsn, last_lsn, last_commit,"
+            " instance_id FROM images WHERE database = ? AND state = 'complete'"
+        )
+        params: list[Any] = [database]
+        if dataserver is not None:
+            sql += " AND dataserver = ?"
+            params.append(dataserver)
+        sql += " ORDER BY backup_time, backup_id"
+        return [ChainFacts(*r) for r in self._query(sql, params)]
+
+    def first_image_after(
+        self, *, dataserver: str, database: str, after: float, other_than_instance: Any = _ANY
+    ) -> Image | None:
+        """The oldest complete image of a database taken after a time (of another
+        lineage than other_than_instance, when given: where a lineage changed)."""
+        sql = f"{_IMAGE_SELECT} WHERE database = ? AND state = 'complete' AND backup_time > ? AND dataserver = ?"
+        params: list[Any] = [database, after, dataserver]
+        if other_than_instance is not _ANY:
+            sql += " AND instance_id IS NOT NULL AND instance_id IS NOT ?"
+            params.append(other_than_instance)
+        sql += " ORDER BY backup_time, rowid LIMIT 1"
+        images = self._images(self._query(sql, params), with_objects=False)
+        return images[0] if images else None
 
     def leftovers(self, older_than: float) -> list[Image]:
         """Pending and failed images created before older_than (unix time), with

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from engine.backupserver.devices import FileSource, file_sinks
 from engine.backupserver.dump import MAX_STRIPES, dump_database
 from engine.backupserver.load import list_dump, load_database
-from engine.dataserver import translog
+from engine.dataserver import dumpconfig, dumphist, translog
 from engine.dataserver.errors import ServerError, database_unavailable, no_such_database
 from engine.dataserver.master import FOR_LOAD, LOADING, OFFLINE, ONLINE, STANDBY, open_database
 from engine.dataserver.tsql import DumpDatabase, DumpTransaction, LoadDatabase, LoadTransaction
@@ -44,6 +44,9 @@ class BackupServer:
         self._sessions = iter(range(1, 1 << 30))
 
     async def run(self, session: Session, stmt) -> AsyncIterator:
+        if isinstance(stmt, DumpDatabase | DumpTransaction) and getattr(stmt, "config", None):
+            stmt = dumpconfig.apply_config(self.server.dumpconfigs, stmt)
+        started = time.time()
         match stmt:
             case DumpDatabase():
                 gen = self.dump(session, stmt)
@@ -53,8 +56,18 @@ class BackupServer:
                 gen = self.dump_transaction(session, stmt)
             case LoadTransaction():
                 gen = self.load_transaction(session, stmt)
-        async for r in gen:
-            yield r
+        try:
+            async for r in gen:
+                yield r
+        except ServerError as e:
+            # ASE's dump history keeps failed dumps too (one record per stripe)
+            if isinstance(stmt, DumpDatabase | DumpTransaction) and e.number == 8009 \
+                    and not getattr(e, "dump_recorded", False):
+                dumphist.record_dump(
+                    self.server.dumphist, database=self._database_name(session, stmt),
+                    dump_type="T" if isinstance(stmt, DumpTransaction) else "D",
+                    labels=[d.spec for d in stmt.devices], error=e, started=started, server=self.server.name)
+            raise
 
     # -- devices ---------------------------------------------------------------
     def _device_paths(self, session: Session, stmt) -> tuple[list[Path], int | None]:
@@ -114,15 +127,16 @@ class BackupServer:
             return
         paths, level = self._device_paths(session, stmt)
         compression = self._compression(stmt, level)
-        for p in paths:
-            p.parent.mkdir(parents=True, exist_ok=True)
+        _make_parents(paths)
         announce = [f"Backup Server: 4.41.1.1: Creating new disk file {p}." for p in paths]
         try:
             sinks = file_sinks(paths)
         except StatusError as e:
             raise ServerError(8009, 16, f"Error encountered by Backup Server: {e}") from e
-        await self._log_call(name, translog.full_dump_point)
-        async for item in self._dump_to(name, sinks, [str(p) for p in paths], compression, announce):
+        point = await self._log_call(name, translog.full_dump_point)
+        history = {"lsn_last": point[0]} if point else {}
+        async for item in self._dump_to(name, sinks, [str(p) for p in paths], compression, announce,
+                                        history=history):
             if isinstance(item, Info):
                 yield item
         await self._log_call(name, translog.full_dump_done)
@@ -156,7 +170,7 @@ class BackupServer:
 
     async def _dump_to(self, name: str, sinks: list, labels: list[str], compression: int | None,
                        announce: list[str], on_progress=None, db_path: Path | None = None,
-                       dump_type: str = "D") -> AsyncIterator:
+                       dump_type: str = "D", archive: bool = False, history: dict | None = None) -> AsyncIterator:
         """Run the striped dump into ready sinks; yields Backup Server lines, then the DumpResult.
 
         A log dump (dump_type T) dumps the log extract file at db_path the same way."""
@@ -165,6 +179,9 @@ class BackupServer:
             yield Info(line)
         if dump_type == "D":
             self._busy(name, "dump")
+        started = time.time()
+        record = dict(database=name, dump_type=dump_type, labels=labels, archive=archive, started=started,
+                      server=self.server.name, compression=compression, **(history or {}))
         try:
             dbpath = db_path or self.server.master.db_path(name)
             work = lambda progress, cancel: dump_database(  # noqa: E731
@@ -176,13 +193,20 @@ class BackupServer:
                     yield item
                 else:
                     result = item
-        except StatusError as e:
-            raise ServerError(8009, 16, f"Error encountered by Backup Server: {e}") from e
-        except OSError as e:
-            raise ServerError(8009, 16, f"Error encountered by Backup Server: {e.strerror}: {e.filename}") from e
+        except (StatusError, OSError) as e:
+            text = str(e) if isinstance(e, StatusError) else f"{e.strerror}: {e.filename}"
+            err = ServerError(8009, 16, f"Error encountered by Backup Server: {text}")
+            err.dump_recorded = True
+            dumphist.record_dump(self.server.dumphist, error=err, **record)
+            raise err from e
+        except BaseException as e:
+            e.dump_recorded = True
+            dumphist.record_dump(self.server.dumphist, error=e, **record)
+            raise
         finally:
             if dump_type == "D":
                 self.server.busy.pop(name, None)
+        dumphist.record_dump(self.server.dumphist, result=result, **record)
         self.server.master.set_dumpdate(name)
         for phase in (1, 2, 3) if dump_type == "D" else (1,):
             yield Info(f"Backup Server: 3.43.1.1: Dump phase number {phase} completed.")
@@ -194,6 +218,19 @@ class BackupServer:
     # -- load ------------------------------------------------------------------
     async def load(self, session: Session, stmt: LoadDatabase) -> AsyncIterator:
         name = self._database_name(session, stmt)
+        listing = stmt.options.get("listonly")
+        if listing in ("load_sql", "create_sql"):
+            # ASE 15.7+: the load sequence (or the DDL of a target) from the dump history
+            until = stmt.options.get("until_time")
+            if listing == "load_sql":
+                sql = await asyncio.to_thread(self.server.dumphist.load_sql, name,
+                                              until=dumphist.parse_time(str(until)) if until else None)
+            else:
+                sql = dumphist.create_sql(name, self.server.master.get(name))
+            for line in dumphist.script_lines(sql):
+                yield Info(line)
+            yield Done()
+            return
         if self._archive_devices(stmt):
             async for r in self._archive_load(session, stmt, name):
                 yield r
@@ -312,7 +349,8 @@ class BackupServer:
                     f"job {s.job_id}" for s in plan.stripes]
         try:
             async for item in self._dump_to(name, plan.sinks, [s.name for s in plan.stripes], compression,
-                                            announce, on_progress=lambda p: agent.progress(plan, p)):
+                                            announce, on_progress=lambda p: agent.progress(plan, p), archive=True,
+                                            history={"lsn_last": log_info["lsn"]} if log_info else None):
                 if isinstance(item, Info):
                     yield item
                 else:
@@ -389,15 +427,15 @@ class BackupServer:
                     yield r
             else:
                 paths, level = self._device_paths(session, stmt)
-                for p in paths:
-                    p.parent.mkdir(parents=True, exist_ok=True)
+                _make_parents(paths)
                 try:
                     sinks = file_sinks(paths)
                 except StatusError as e:
                     raise ServerError(8009, 16, f"Error encountered by Backup Server: {e}") from e
                 announce = [summary] + [f"Backup Server: 4.41.1.1: Creating new disk file {p}." for p in paths]
                 async for item in self._dump_to(name, sinks, [str(p) for p in paths], self._compression(stmt, level),
-                                                announce, db_path=extract_path, dump_type="T"):
+                                                announce, db_path=extract_path, dump_type="T",
+                                                history=_log_history(extract)):
                     if isinstance(item, Info):
                         yield item
             # stored: only now does the log forget what it dumped
@@ -434,7 +472,7 @@ class BackupServer:
         try:
             async for item in self._dump_to(name, plan.sinks, [s.name for s in plan.stripes], compression, announce,
                                             on_progress=lambda p: agent.progress(plan, p), db_path=extract_path,
-                                            dump_type="T"):
+                                            dump_type="T", archive=True, history=_log_history(extract)):
                 if isinstance(item, Info):
                     yield item
                 else:
@@ -543,6 +581,20 @@ class BackupServer:
         if listonly:
             yield Info("All stripes listed; no database was loaded.")
         yield Done()
+
+
+def _log_history(extract) -> dict:
+    return {"lsn_first": extract.first_lsn, "lsn_last": extract.last_lsn,
+            "until_time": extract.last_commit or time.time()}
+
+
+def _make_parents(paths: list[Path]) -> None:
+    for p in paths:
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ServerError(8009, 16, f"Error encountered by Backup Server: cannot create the folder of stripe "
+                                        f"device '{p}': {e.strerror}.") from e
 
 
 def _when(unix: float | None) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from engine.dataserver import dumpconfig, dumphist
 from engine.dataserver.errors import ServerError, no_such_database
 from engine.dataserver.master import FOR_LOAD, LOADING, OFFLINE, ONLINE, STANDBY
 from engine.tds.replies import Done, Info, ResultFormat, ResultRow
@@ -21,6 +23,14 @@ _STATUS = {ONLINE: "no options set", OFFLINE: "offline", FOR_LOAD: "for load", L
 
 async def run(session: Session, stmt) -> AsyncIterator:
     proc = stmt.procedure.lower()
+    if proc.rsplit(".", 1)[-1] in ("sp_dump_history", "sp_config_dump"):
+        # these take ASE's named arguments (@operation = 'list', @config_name = ...)
+        fn, store = ((dumphist.sp_dump_history, session.server.dumphist) if proc.endswith("sp_dump_history")
+                     else (dumpconfig.config_dump_proc, session.server.dumpconfigs))
+        result = await asyncio.to_thread(fn, store, stmt.args, stmt.named)
+        for r in result.replies():
+            yield r
+        return
     handler = _PROCS.get(proc)
     if handler is None:
         raise ServerError(2812, 16, f"Stored procedure '{stmt.procedure}' not found. Specify owner.objectname or "

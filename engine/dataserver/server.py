@@ -11,6 +11,8 @@ import sqlite3
 from engine import __version__
 from engine.dataserver.backup import BackupServer
 from engine.dataserver.databases import Databases
+from engine.dataserver.dumpconfig import DumpConfigs
+from engine.dataserver.dumphist import DumpHistory
 from engine.dataserver.master import Master, check_password
 from engine.dataserver.session import Session
 from engine.home import Home
@@ -37,6 +39,9 @@ class Dataserver:
         self.sessions: dict[int, Session] = {}
         self.busy: dict[str, str] = {}          # database -> "dump" | "load" while one runs
         self.archive = None                     # the sybackup:: archive API, when a master runs here
+        # ASE's dump history and named dump configurations (sp_dump_history, sp_config_dump)
+        self.dumphist = DumpHistory(home.data / "dumphist.db")
+        self.dumpconfigs = DumpConfigs(home.data / "dumphist.db")
         self.databases = Databases(self)
         self.backup = BackupServer(self)
         self._spids = itertools.count(11)
@@ -95,6 +100,8 @@ class Dataserver:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        self.dumphist.close()
+        self.dumpconfigs.close()
         self.master.close()
 
 
