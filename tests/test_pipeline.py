@@ -27,12 +27,14 @@ OBJECT_NAME = re.compile(r"^SYBAR\.mydb\.D\.([0-3])\.\d+\.\d\d-\d\d-\d{4}\.\d\d:
 def pipe(tmp_path_factory, sa_in_keyring):
     home = tmp_path_factory.mktemp("pipehome")
     s = start_serve(home)
-    r = s.sybar_isql("create database mydb\ngo\n")
-    assert "Msg" not in r.stdout, r.stdout
-    fill_demo_database(s.db_file("mydb"), 24)
-    install_sample_scripts(Home.resolve(home))
-    yield s
-    stop_serve(s)
+    try:
+        r = s.sybar_isql("create database mydb\ngo\n")
+        assert "Msg" not in r.stdout, r.stdout
+        fill_demo_database(s.db_file("mydb"), 24)
+        install_sample_scripts(Home.resolve(home))
+        yield s
+    finally:
+        stop_serve(s)
 
 
 def control(s) -> ControlClient:

@@ -33,6 +33,13 @@ def chain(tmp_path_factory, sa_in_keyring):
     """A full dump, then three log dumps; the source's content after every commit, by commit time."""
     home = tmp_path_factory.mktemp("pithome")
     s = start_serve(home)
+    try:
+        yield _build_chain(s, home)
+    finally:
+        stop_serve(s)
+
+
+def _build_chain(s, home) -> dict:
     conn = Connection.connect(s.host, s.port, user="sa", password=s.password)
     _exec(conn, "create database logdb")
     _exec(conn, "use logdb")
@@ -67,8 +74,7 @@ def chain(tmp_path_factory, sa_in_keyring):
         log_dumps.append(states[-1][0])
     conn.close()
     images = sybar_json(home, "list", "--database", "logdb")
-    yield {"s": s, "states": states, "images": images, "rounds": rounds}
-    stop_serve(s)
+    return {"s": s, "states": states, "images": images, "rounds": rounds}
 
 
 def _until_text(t: float) -> str:
@@ -202,3 +208,37 @@ def test_warm_standby_keeps_taking_log_loads(chain):
                      "online database logdb_sb\ngo\n")
     assert "Msg" not in r.stdout, r.stdout
     assert table_digest(s.db_file("logdb_sb"), "acct") == chain["states"][-1][1]["acct"]
+
+
+def _sequence(text: str) -> list[tuple[str, tuple[str, ...], str | None]]:
+    """(load kind, object names, until_time) for each load statement of a printed sequence."""
+    out = []
+    for stmt in re.split(r"(?im)^\s*go\s*$", text):
+        m = re.search(r"(?is)\bload\s+(database|tran(?:saction)?)\s+\w+\s+(?:from|cumulative from)(.*)", stmt)
+        if not m:
+            continue
+        kind = "database" if m.group(1).lower() == "database" else "transaction"
+        names = tuple(re.findall(r"sybackup::([^'\"]+)", m.group(2)))
+        until = re.search(r"(?i)until_time\s*=\s*'([^']+)'", m.group(2))
+        out.append((kind, names, until.group(1) if until else None))
+    return out
+
+
+def test_listonly_load_sql_through_fisql_prints_the_plans_sequence(chain):
+    s, states = chain["s"], chain["states"]
+    k = len(chain["rounds"][0]) + 1
+    until = _until_text(states[k][0] + 0.15)
+    full = _full(chain["images"])
+    plan = sybar_json(s.home, "restore", "--image", full["backup_id"], "--until", until, "--database", "logdb",
+                      "--plan")
+    r = s.fisql(f"load database logdb with listonly = load_sql, until_time = '{until}'\ngo\n")
+    assert "Msg" not in r.stdout + r.stderr, r.stdout + r.stderr
+    listed = _sequence(r.stdout)
+    planned = _sequence("\ngo\n".join(plan["statements"]))
+    assert [(k_, n) for k_, n, _ in listed] == [(k_, n) for k_, n, _ in planned]
+    assert len(listed) == 3 and listed[-1][2] and planned[-1][2]
+    assert abs(dt.datetime.fromisoformat(listed[-1][2]).timestamp()
+               - dt.datetime.fromisoformat(planned[-1][2]).timestamp()) < 0.001
+    assert "online database logdb" in r.stdout.lower()
+    hist = s.fisql("sp_dump_history @operation = 'list', @name = 'logdb'\ngo\n").stdout
+    assert hist.count("logdb") >= 8  # 4 dumps x 2 stripes

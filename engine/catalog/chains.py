@@ -178,11 +178,11 @@ def _pages(catalog: Catalog, full: Image) -> Iterator[Image]:
 
 
 def _walk(catalog: Catalog, full: Image, until: float | None = None, stop_at_until: bool = False) -> Chain:
-    """The chain of a full dump. stop_at_until: stop
-    at the first log dump whose last commit reaches until (enough for a restore)."""
+    """The chain of a full dump. stop_at_until: stop at the first log dump whose
+    last commit reaches until (all a restore to that time needs)."""
     if not _chained(full):
         return Chain(full, [], [], full.lsn, full.backup_time)
-    walk = _Walk(full.backup_id, full.lsn, full.backup_time)  # type: ignore[arg-type]
+    walk = _Walk(full.backup_id, full.lsn, full.backup_time)  # type: ignore[arg-type]  # lsn: _chained
     end_time = full.backup_time
     for r in _pages(catalog, full):
         fed = walk.feed(r)

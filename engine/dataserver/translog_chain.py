@@ -344,7 +344,7 @@ def _apply(con: sqlite3.Connection, src: sqlite3.Connection, meta: dict, dump: d
     try:
         for lsn, rxid, commit_time, kind, tbl, rid, data in cur:
             if rxid != xid:
-                if False:
+                if until is not None and commit_time > until:
                     stopped = True
                     break
                 xid = rxid
