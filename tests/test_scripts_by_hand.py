@@ -21,13 +21,15 @@ EXAMPLES = Path(__file__).parent / "dataserver" / "data" / "scripts"
 @pytest.fixture(scope="module")
 def home_served(tmp_path_factory, sa_in_keyring):
     s = start_serve(tmp_path_factory.mktemp("scripthome"))
-    r = s.sybar_isql("create database mydb\ngo\nuse mydb\ngo\ncreate table t(id int, s varchar(40))\ngo\n"
-                     + "".join(f"insert into t values ({i}, 'row {i}')\n" for i in range(500)) + "go\n"
-                     "create database salesdb\ngo\nuse salesdb\ngo\ncreate table sales(id int, amt float)\ngo\n"
-                     "insert into sales values (1, 9.5)\ninsert into sales values (2, 10.25)\ngo\n")
-    assert "Msg" not in r.stdout, r.stdout
-    yield s
-    stop_serve(s)
+    try:
+        r = s.sybar_isql("create database mydb\ngo\nuse mydb\ngo\ncreate table t(id int, s varchar(40))\ngo\n"
+                         + "".join(f"insert into t values ({i}, 'row {i}')\n" for i in range(500)) + "go\n"
+                         "create database salesdb\ngo\nuse salesdb\ngo\ncreate table sales(id int, amt float)\ngo\n"
+                         "insert into sales values (1, 9.5)\ninsert into sales values (2, 10.25)\ngo\n")
+        assert "Msg" not in r.stdout, r.stdout
+        yield s
+    finally:
+        stop_serve(s)
 
 
 def _script_env(s, **extra) -> dict:
