@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FETCH_ROWS = 500
+# statements that change a database (logged), and among them those that change its schema
+DDL_KINDS = frozenset({"create_table", "drop_table", "create_index", "drop_index", "create_view", "drop_view",
+                       "alter_table", "select_into"})
+WRITE_KINDS = DDL_KINDS | {"insert", "update", "delete", "truncate"}
 
 
 class Session:
@@ -48,6 +52,7 @@ class Session:
         self.nocount = False
         self.row_limit = 0
         self._con: sqlite3.Connection | None = open_database(server.master.db_path("master"), decltypes=True)
+        self._log = translog.LogWriter()  # this connection's transactions -> the database's log
 
     # -- the TDS server's Session protocol ------------------------------------
     async def execute(self, sql: str) -> AsyncIterator:
@@ -120,12 +125,12 @@ class Session:
                 if self.trancount > 0:
                     self.trancount -= 1
                     if self.trancount == 0:
-                        await self._sql_quiet("commit")
+                        await asyncio.to_thread(self._commit)
                 yield Done()
             case tsql.RollbackTransaction():
                 if self.trancount > 0:
                     self.trancount = 0
-                    await self._sql_quiet("rollback")
+                    await asyncio.to_thread(self._rollback)
                 yield Done()
             case tsql.Checkpoint():
                 await self._sql_quiet("pragma wal_checkpoint(passive)")
@@ -154,6 +159,7 @@ class Session:
             raise ServerError(226, 16, "USE DATABASE is not allowed in a multi-statement transaction.")
         con = await asyncio.to_thread(self._open_user_database, name, info.state == STANDBY)
         old, self._con = self._con, con
+        self._log = translog.LogWriter()
         previous = self.database
         self.database = name
         if old is not None:
@@ -202,9 +208,52 @@ class Session:
                 raise ServerError(137, 15, f"Must declare variable '{name}'.")
         return out
 
+    def _logged(self) -> bool:
+        """Changes to user databases go to their transaction log; master has none."""
+        return self.database != "master"
+
+    def _commit(self) -> None:
+        if self._logged():
+            self._log.commit(self._con)   # the log records, inside the transaction they describe
+        self._con.execute("commit")
+
+    def _rollback(self) -> None:
+        self._con.execute("rollback")
+        self._log.rollback()
+
+    def _write(self, stmt, params: dict):
+        """A statement that changes the database, with its log records, atomically.
+
+        In autocommit mode it runs in a transaction of its own (so that the log
+        records commit with the change); inside begin tran it joins that one.
+        """
+        con = self._con
+        own = self.trancount == 0 and not con.in_transaction
+        if own:
+            con.execute("begin immediate")
+        ddl = self._logged() and stmt.kind in DDL_KINDS
+        try:
+            if ddl:
+                self._log.before_ddl(con)
+            cursor = con.execute(stmt.sqlite, params)
+            if ddl:
+                self._log.ddl(con, stmt.sqlite)
+            if own:
+                self._commit()
+            return cursor
+        except BaseException:
+            if own and con.in_transaction:
+                self._rollback()
+            raise
+
     async def _run_sql(self, stmt) -> AsyncIterator:
         params = self.parameters(stmt.params)
         limit = self.row_limit
+        if stmt.kind in WRITE_KINDS:
+            cursor = await asyncio.to_thread(self._write, stmt, params)
+            self.rowcount = max(cursor.rowcount, 0)
+            yield Done(count=None if self.nocount or stmt.kind in DDL_KINDS else self.rowcount)
+            return
         cursor, head, more = await asyncio.to_thread(self._start_query, stmt.sqlite, params, limit)
         if cursor.description is None:
             self.rowcount = max(cursor.rowcount, 0)
