@@ -632,7 +632,9 @@ async def _run_with_progress(work, database: str, labels: list[str], verb: str, 
         pct = int(100 * p.bytes_done / p.bytes_total) if p.bytes_total else 100
         now = time.monotonic()
         t, step = last.get(p.stripe, (0.0, -1))
-        if pct // 10 != step or now - t >= PROGRESS_EVERY or pct == 100:
+        if step == 10:
+            return  # this stripe's 100 % line is out already
+        if pct // 10 != step or now - t >= PROGRESS_EVERY:
             last[p.stripe] = (now, pct // 10)
             loop.call_soon_threadsafe(queue.put_nowait, (p, pct))
 
