@@ -143,5 +143,6 @@ def test_headeronly_lists_without_loading(served, dumps):
     before = _file_state(served.db_file("lf_tgt"), served)
     devs = f'from "{dumps["a"][0]}" ' + " ".join(f'stripe on "{p}"' for p in dumps["a"][1:])
     out = served.fisql(f"load database lf_tgt {devs} with headeronly\ngo\n").stdout
-    assert "lf_src" in out and "stripe 1 of 3" in out, out
+    assert "lf_src" in out and "stripe 1 of 3" in out and "stripe 3 of 3" in out, out
+    assert "Msg" not in out and "pages 0 to" in out, out
     assert _file_state(served.db_file("lf_tgt")) == before

@@ -242,3 +242,24 @@ def test_listonly_load_sql_through_fisql_prints_the_plans_sequence(chain):
     assert "online database logdb" in r.stdout.lower()
     hist = s.fisql("sp_dump_history @operation = 'list', @name = 'logdb'\ngo\n").stdout
     assert hist.count("logdb") >= 8  # 4 dumps x 2 stripes
+
+
+def test_named_dump_configuration_and_create_sql(chain, tmp_path):
+    s = chain["s"]
+    stripes = tmp_path / "nightly"
+    r = s.fisql(f"sp_config_dump @config_name = 'nightly', @stripe_dir = '{stripes}', @num_stripes = 3, "
+                "@compression = 1\ngo\nsp_config_dump\ngo\n")
+    assert "Msg" not in r.stdout + r.stderr and "nightly" in r.stdout, r.stdout + r.stderr
+    r = s.fisql("dump database logdb using config = nightly\ngo\n")
+    assert "DUMP is complete (database logdb)" in r.stdout and "Msg" not in r.stdout, r.stdout + r.stderr
+    files = sorted(stripes.iterdir())
+    assert len(files) == 3
+    r = s.fisql("load database logdb from " + f'"{files[0]}" ' + " ".join(f'stripe on "{f}"' for f in files[1:])
+                + " with headeronly\ngo\n")
+    assert "stripe 3 of 3" in r.stdout and "zstd level 1" in r.stdout, r.stdout
+    r = s.fisql("dump database logdb using config = no_such_config\ngo\n")
+    assert "Msg" in r.stdout and "nightly" in r.stdout, r.stdout  # names the known configurations
+    r = s.fisql("load database logdb with listonly = create_sql\ngo\n")
+    assert re.search(r"(?i)create database logdb .*for load", r.stdout), r.stdout
+    assert "Msg" not in s.fisql("sp_config_dump 'drop', 'nightly'\ngo\n").stdout
+    assert "nightly" not in s.fisql("sp_config_dump\ngo\n").stdout

@@ -576,8 +576,8 @@ class BackupServer:
                 f"stripe {h.stripe + 1} of {h.stripes} on '{p}', dump id {h.dump_id}.")
             yield Info(
                 f"Database page size is {h.page_size}. Database contains {h.page_count} pages; this stripe holds "
-                f"pages {h.first_page} to {h.first_page + h.stripe_pages - 1}. Compression: "
-                f"{'zstd level ' + str(h.compression) if h.compression else 'none'}.")
+                f"pages {h.stripe_first_page} to {h.stripe_first_page + h.stripe_page_count - 1}. Compression: "
+                f"{'zstd level ' + str(h.compression_level) if h.compression else 'none'}.")
         if listonly:
             yield Info("All stripes listed; no database was loaded.")
         yield Done()

@@ -8,13 +8,13 @@ the one to import; it gathers the API.
 from __future__ import annotations
 
 from engine.dataserver.translog_capture import (
-    DIRTY_TABLE,
     LOG_TABLE,
     META_TABLE,
     NO_FULL_DUMP,
+    PENDING,
     LogWriter,
     ensure_capture,
-    flush_dirty,
+    flush_pending,
     is_temp_ddl,
 )
 from engine.dataserver.translog_chain import (
@@ -36,9 +36,9 @@ from engine.dataserver.translog_chain import (
 )
 
 __all__ = [
-    "DIRTY_TABLE", "LOG_TABLE", "META_TABLE", "NO_FULL_DUMP", "LOADED_ONLINE", "UNTIL_FORMS",
+    "LOG_TABLE", "META_TABLE", "NO_FULL_DUMP", "PENDING", "LOADED_ONLINE", "UNTIL_FORMS",
     "ApplyResult", "LogExtract", "LogWriter",
-    "apply_log", "ensure_capture", "extract_log", "flush_dirty", "full_dump_done", "full_dump_point",
+    "apply_log", "ensure_capture", "extract_log", "flush_pending", "full_dump_done", "full_dump_point",
     "is_temp_ddl", "loaded_full_dump", "log_state", "online", "parse_until_time", "read_extract",
     "truncate_log", "truncate_only",
 ]

@@ -1,26 +1,32 @@
 """The transaction log's capture side: which rows each transaction changed, as redo records.
 
 Every user table carries three small triggers that note WHICH rows an insert,
-update or delete touched (``sybar_dirty``: table and rowid, never values). Just
-before a transaction commits, the session's ``LogWriter`` turns that set into
-redo records in ``sybar_log``: the DDL statements of the transaction (kind
-``S``, in order), then for every touched row its final image (``U``: column
-names and values as JSON) or its absence (``D``). Records are written in the
-same SQLite transaction as the change itself, so the log holds exactly the
-committed transactions, each whole, in commit order (writers are serialised by
-SQLite's write lock), with one commit time per transaction.
+update or delete touched, never values: each appends a *pending mark* (kind
+``?``: table and rowid) at the end of ``sybar_log``. Just before a transaction
+commits, the session's ``LogWriter`` replaces its pending marks with redo
+records: the DDL statements of the transaction (kind ``S``, in order), then for
+every touched row its final image (``U``: column names and values as JSON) or
+its absence (``D``). Records are written in the same SQLite transaction as the
+change itself, so the log holds exactly the committed transactions, each whole,
+in commit order (writers are serialised by SQLite's write lock), with one
+commit time per transaction. Marks live in the log table itself so that a
+commit touches one page more than the change alone (the log's last page), not
+three: an autocommit insert stays cheap.
 
 Because records carry final row images rather than statements, replay is exact
 whatever the SQL was (random(), getdate(), triggers...) and needs nothing but
 ``INSERT OR REPLACE`` / ``DELETE`` by rowid; ``ALTER TABLE ... ADD COLUMN`` needs
-no new trigger since the triggers name no column.
+no new trigger since the triggers name no column. Writers without a LogWriter
+(a tool on the file) still leave their marks; the next commit or dump logs
+them.
 
-Meta (``sybar_logmeta``): ``instance_id`` (the log lineage), ``last_lsn`` and
-``last_xid`` (never go back, survive truncation), ``last_commit`` (commit
-times never go back either), ``truncated_to`` (records up to it were removed),
-``chain_broken`` ('' or why a log dump cannot follow the last full dump),
-``chain_broken_at``/``chain_broken_lsn``, ``applied_lsn`` / ``applied_dump`` /
-``until_stopped`` (a database being loaded), ``state`` ('' or 'standby').
+Meta (``sybar_logmeta``): ``instance_id`` (the log lineage), ``last_lsn``,
+``last_xid`` and ``last_commit`` (as of the last truncation: the log's last
+record is newer when there is one; none of them ever goes back),
+``truncated_to`` (records up to it were removed), ``chain_broken`` ('' or why a
+log dump cannot follow the last full dump), ``chain_broken_at`` /
+``chain_broken_lsn``, ``applied_lsn`` / ``applied_dump`` / ``until_stopped`` (a
+database being loaded), ``state`` ('' or 'standby').
 """
 
 from __future__ import annotations
@@ -34,21 +40,19 @@ import uuid
 from dataclasses import dataclass
 
 LOG_TABLE = "sybar_log"
-DIRTY_TABLE = "sybar_dirty"
 META_TABLE = "sybar_logmeta"
 RESERVED_PREFIX = "sybar_"
 TRIGGER_PREFIX = "sybar_"
 # insert / update / delete triggers: "sybar_i_<table>", "sybar_u_<table>", "sybar_d_<table>"
 TRIGGER_KINDS = ("i", "u", "d")
 
+PENDING = "?"  # the kind of a pending mark: a row changed by a transaction not yet logged
 NO_FULL_DUMP = "no dump database has been taken since the log started"
 
 _SCHEMA = f"""
 create table if not exists {LOG_TABLE}(
     lsn integer primary key, xid integer not null, commit_time real not null,
     kind text not null, tbl text, rid integer, data text);
-create table if not exists {DIRTY_TABLE}(tbl text not null, rid integer not null,
-    primary key (tbl, rid)) without rowid;
 create table if not exists {META_TABLE}(key text primary key, value);
 """
 
@@ -104,6 +108,62 @@ def read_meta(con: sqlite3.Connection) -> dict:
         meta[k] = str(meta.get(k) or "")
     raw = meta.get("applied_lsn")
     meta["applied_lsn"] = None if raw in (None, "") else int(raw)
+    head = log_head(con)
+    if head[0] is not None:
+        meta["last_lsn"], meta["last_xid"], meta["last_commit"] = head[:3]
+    return meta
+
+
+SMALL = 64  # at most this many pending marks are read row by row; more are found by bisection
+
+
+def log_head(con: sqlite3.Connection) -> tuple:
+    """(lsn, xid, commit time) of the log's last record (Nones when it has none), then the pending
+    marks after it: the lowest mark's lsn (None: no marks), the tables they name, and for a small
+    transaction the marks themselves ({table: rowids}, else None).
+
+    Marks always sit after every record (a commit deletes them before it
+    appends records), so the boundary is found from the end: a few rows back
+    for a small transaction, by bisection for a big one.
+    """
+    first_pending = None
+    marks: dict[str, set[int]] = {}
+    cur = con.execute(f"select lsn, xid, commit_time, kind, tbl, rid from main.{LOG_TABLE} order by lsn desc")
+    try:
+        for n, (lsn, xid, t, kind, tbl, rid) in enumerate(cur):  # row by row: stop at the first record
+            if kind != PENDING:
+                return lsn, xid, t, first_pending, set(marks), marks
+            if n == SMALL:
+                break
+            first_pending = lsn
+            marks.setdefault(tbl, set()).add(rid)
+        else:
+            return None, None, None, first_pending, set(marks), marks
+    finally:
+        cur.close()
+    first = f"select kind = '{PENDING}' from main.{LOG_TABLE} where lsn >= ? order by lsn limit 1"
+    lo = con.execute(f"select min(lsn) from main.{LOG_TABLE}").fetchone()[0]
+    hi = first_pending  # the first row at or after hi is a mark; at or after lo, a record (unless all are marks)
+    if con.execute(first, (lo,)).fetchone()[0]:
+        hi = lo
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if con.execute(first, (mid,)).fetchone()[0]:
+            hi = mid
+        else:
+            lo = mid
+    first_pending = con.execute(f"select min(lsn) from main.{LOG_TABLE} where lsn >= ?", (hi,)).fetchone()[0]
+    tables = {r[0] for r in con.execute(f"select distinct tbl from main.{LOG_TABLE} where lsn >= ?",
+                                        (first_pending,))}
+    row = con.execute(f"select lsn, xid, commit_time from main.{LOG_TABLE} where lsn < ? order by lsn desc "
+                      f"limit 1", (first_pending,)).fetchone()
+    return (*(row or (None, None, None)), first_pending, tables, None)
+
+
+def save_head(con: sqlite3.Connection) -> dict:
+    """Copy the log's last record into the meta before records are removed; returns the meta."""
+    meta = read_meta(con)
+    write_meta(con, last_lsn=meta["last_lsn"], last_xid=meta["last_xid"], last_commit=meta["last_commit"])
     return meta
 
 
@@ -187,15 +247,21 @@ def _trigger_name(kind: str, table: str) -> str:
 
 def install_triggers(con: sqlite3.Connection, table: str, alias: str = "rowid") -> None:
     q, lit = quote_ident(table), quote_text(table)
-    dirty = f"insert or ignore into {DIRTY_TABLE} values"
+    mark = f"insert into {LOG_TABLE}(xid, commit_time, kind, tbl, rid)"
     body = {
-        "i": ("after insert", f"{dirty} ({lit}, new.{alias});"),
-        "u": ("after update", f"{dirty} ({lit}, old.{alias}), ({lit}, new.{alias});"),
-        "d": ("after delete", f"{dirty} ({lit}, old.{alias});"),
+        "i": ("after insert", f"{mark} values (0, 0, '{PENDING}', {lit}, new.{alias});"),
+        "u": ("after update", f"{mark} values (0, 0, '{PENDING}', {lit}, old.{alias}); "
+                              f"{mark} select 0, 0, '{PENDING}', {lit}, new.{alias} where new.{alias} <> old.{alias};"),
+        "d": ("after delete", f"{mark} values (0, 0, '{PENDING}', {lit}, old.{alias});"),
     }
     for kind, (event, action) in body.items():
         con.execute(f"create trigger if not exists main.{quote_ident(_trigger_name(kind, table))} "
                     f"{event} on {q} begin {action} end")
+
+
+def mark_all_rows(con: sqlite3.Connection, table: str, alias: str) -> None:
+    con.execute(f"insert into main.{LOG_TABLE}(xid, commit_time, kind, tbl, rid) "
+                f"select 0, 0, '{PENDING}', ?, {alias} from main.{quote_ident(table)}", (table,))
 
 
 def capture_triggers(con: sqlite3.Connection) -> dict[str, str]:
@@ -224,7 +290,7 @@ def reconcile(con: sqlite3.Connection) -> tuple[list[str], dict[str, str], list[
 
     Returns (tables that had none and got them, renames {old: new} found through
     triggers left naming the old table, tables that cannot be captured). A
-    renamed table's pending row marks move with it.
+    renamed table's pending marks move with it.
     """
     triggers = capture_triggers(con)
     renamed: dict[str, str] = {}
@@ -232,9 +298,12 @@ def reconcile(con: sqlite3.Connection) -> tuple[list[str], dict[str, str], list[
         renamed[old] = new
         con.execute(f"drop trigger main.{quote_ident(trig)}")
         del triggers[trig]
-    for old, new in renamed.items():
-        con.execute(f"update or ignore main.{DIRTY_TABLE} set tbl = ? where tbl = ?", (new, old))
-        con.execute(f"delete from main.{DIRTY_TABLE} where tbl = ?", (old,))
+    if renamed:
+        first_pending = log_head(con)[3]
+        for old, new in renamed.items():
+            if first_pending is not None:
+                con.execute(f"update main.{LOG_TABLE} set tbl = ? where lsn >= ? and tbl = ?",
+                            (new, first_pending, old))
     added, refused = [], []
     for name, why in user_tables(con):
         if why:
@@ -320,7 +389,7 @@ class LogWriter:
         self._ddl: list[str] = []
         self._seen: int | None = None      # con.total_changes when nothing was pending
         self._pre: tuple[int, set[str]] | None = None
-        self._tables: dict[str, tuple[TableInfo, str, str]] = {}
+        self._tables: dict[str, tuple[TableInfo, str, str, str]] = {}
         self._schema: int | None = None
 
     # -- DDL ----------------------------------------------------------------------------------
@@ -347,8 +416,7 @@ class LogWriter:
         info = table_info(con, table)
         if info is None:
             return
-        con.execute(f"insert or ignore into main.{DIRTY_TABLE} select ?, {info.alias} from {quote_ident(table)}",
-                    (table,))
+        mark_all_rows(con, table, info.alias)
         row = con.execute("select sql from main.sqlite_master where type = 'table' and name = ?",
                           (table,)).fetchone()
         if row and self._ddl and re.match(r"\s*create\s+table\b", self._ddl[-1], re.IGNORECASE):
@@ -382,9 +450,7 @@ class LogWriter:
                 row = con.execute("select sql from main.sqlite_master where type = 'table' and name = ?",
                                   (table,)).fetchone()
                 self._ddl.append(row[0])
-                info = table_info(con, table)
-                con.execute(f"insert or ignore into main.{DIRTY_TABLE} select ?, {info.alias} "
-                            f"from {quote_ident(table)}", (table,))
+                mark_all_rows(con, table, table_info(con, table).alias)
         else:
             self._ddl.append(sql)
 
@@ -413,46 +479,49 @@ class LogWriter:
     def _write(self, con: sqlite3.Connection, when: float | None) -> int:
         if self._ddl:
             reconcile(con)
-        tables = [r[0] for r in con.execute(f"select distinct tbl from main.{DIRTY_TABLE}")]
-        if not tables and not self._ddl:
+        lsn, xid, last_commit, first_pending, tables, marks = log_head(con)
+        if first_pending is None and not self._ddl:
             return 0
-        meta = dict(con.execute(f"select key, value from main.{META_TABLE} "
-                                "where key in ('last_lsn', 'last_xid', 'last_commit')").fetchall())
-        lsn = int(meta.get("last_lsn") or 0)
-        xid = int(meta.get("last_xid") or 0) + 1
-        t = when if when is not None else time.time()
-        t = max(t, float(meta.get("last_commit") or 0.0))
+        if lsn is None:
+            meta = dict(con.execute(f"select key, value from main.{META_TABLE} "
+                                    "where key in ('last_lsn', 'last_xid', 'last_commit')").fetchall())
+            lsn, xid, last_commit = (int(meta.get("last_lsn") or 0), int(meta.get("last_xid") or 0),
+                                     float(meta.get("last_commit") or 0.0))
+        xid += 1
+        t = max(when if when is not None else time.time(), last_commit)
         records = []
         for sql in self._ddl:
             lsn += 1
             records.append((lsn, xid, t, "S", None, None, sql))
         self._ddl.clear()
-        version = con.execute("pragma main.schema_version").fetchone()[0]
-        if version != self._schema:
-            self._tables.clear()
-            self._schema = version
-        for table in tables:
-            entry = self._tables.get(table)
-            if entry is None:
-                entry = self._tables[table] = self._table_entry(con, table)
-            if entry is None:
-                continue  # the table is gone (dropped in this transaction): its drop is logged
-            _info, select, prefix = entry
-            for row in _dirty_rows(con, select, table):
-                lsn += 1
-                if row[1] is None:
-                    records.append((lsn, xid, t, "D", table, row[0], None))
+        if first_pending is not None:
+            version = con.execute("pragma main.schema_version").fetchone()[0]
+            if version != self._schema:
+                self._tables.clear()
+                self._schema = version
+            for table in sorted(tables):
+                entry = self._tables.get(table)
+                if entry is None:
+                    entry = self._tables[table] = self._table_entry(con, table)
+                if entry is None:
+                    continue  # the table is gone (dropped in this transaction): its drop is logged
+                _info, select, one, prefix = entry
+                if marks is not None:
+                    rows = [(rid, *(_row(con, one, rid) or (None,))) for rid in sorted(marks[table])]
                 else:
-                    vals = row[2:]
-                    if any(isinstance(v, bytes) for v in vals):
-                        vals = [encode_value(v) for v in vals]
-                    records.append((lsn, xid, t, "U", table, row[0], prefix + json.dumps(list(vals)) + "]"))
-        con.execute(f"delete from main.{DIRTY_TABLE}")
-        if not records:
-            return 0
-        con.executemany(f"insert into main.{LOG_TABLE} values (?, ?, ?, ?, ?, ?, ?)", records)
-        con.executemany(f"update main.{META_TABLE} set value = ? where key = ?",
-                        ((lsn, "last_lsn"), (xid, "last_xid"), (t, "last_commit")))
+                    rows = _changed_rows(con, select, first_pending, table)
+                for row in rows:
+                    lsn += 1
+                    if row[1] is None:
+                        records.append((lsn, xid, t, "D", table, row[0], None))
+                    else:
+                        vals = row[2:]
+                        if any(isinstance(v, bytes) for v in vals):
+                            vals = [encode_value(v) for v in vals]
+                        records.append((lsn, xid, t, "U", table, row[0], prefix + json.dumps(list(vals)) + "]"))
+            con.execute(f"delete from main.{LOG_TABLE} where lsn >= ?", (first_pending,))
+        if records:
+            con.executemany(f"insert into main.{LOG_TABLE} values (?, ?, ?, ?, ?, ?, ?)", records)
         return len(records)
 
     @staticmethod
@@ -463,22 +532,40 @@ class LogWriter:
         if info is None:
             return None
         cols = ", ".join(f"+t.{quote_ident(c)}" for c in info.columns)
-        select = (f"select d.rid, t.{info.alias}{', ' + cols if cols else ''} from main.{DIRTY_TABLE} d "
-                  f"left join main.{quote_ident(table)} t on t.{info.alias} = d.rid where d.tbl = ? order by d.rid")
+        select = (f"select m.rid, t.{info.alias}{', ' + cols if cols else ''} from "
+                  f"(select distinct rid from main.{LOG_TABLE} where lsn >= ? and tbl = ?) m "
+                  f"left join main.{quote_ident(table)} t on t.{info.alias} = m.rid order by m.rid")
+        plain = ", ".join(f"+{quote_ident(c)}" for c in info.columns)
+        one = (f"select {info.alias}{', ' + plain if plain else ''} "
+               f"from main.{quote_ident(table)} where {info.alias} = ?")
         prefix = "[" + json.dumps(list(info.columns)) + ","
-        return info, select, prefix
+        return info, select, one, prefix
 
 
-def _dirty_rows(con: sqlite3.Connection, select: str, table: str) -> list:
+def _row(con: sqlite3.Connection, one: str, rid: int):
     try:
-        return con.execute(select, (table,)).fetchall()
+        return con.execute(one, (rid,)).fetchone()
     except sqlite3.OperationalError as e:
         if "decode" not in str(e):
             raise
     saved = con.text_factory
     con.text_factory = _text_or_raw
     try:
-        return con.execute(select, (table,)).fetchall()
+        return con.execute(one, (rid,)).fetchone()
+    finally:
+        con.text_factory = saved
+
+
+def _changed_rows(con: sqlite3.Connection, select: str, first_pending: int, table: str) -> list:
+    try:
+        return con.execute(select, (first_pending, table)).fetchall()
+    except sqlite3.OperationalError as e:
+        if "decode" not in str(e):
+            raise
+    saved = con.text_factory
+    con.text_factory = _text_or_raw
+    try:
+        return con.execute(select, (first_pending, table)).fetchall()
     finally:
         con.text_factory = saved
 
@@ -487,8 +574,9 @@ def _table_names(con: sqlite3.Connection) -> set[str]:
     return {r[0] for r in con.execute("select name from main.sqlite_master where type = 'table'")}
 
 
-def flush_dirty(con: sqlite3.Connection) -> int:
-    """Log rows changed by writers that had no LogWriter (they stay marked until a commit logs them)."""
-    if con.execute(f"select 1 from main.{DIRTY_TABLE} limit 1").fetchone() is None:
+def flush_pending(con: sqlite3.Connection) -> int:
+    """Log the marks left by writers that had no LogWriter (they stay pending until a commit logs them)."""
+    row = con.execute(f"select kind from main.{LOG_TABLE} order by lsn desc limit 1").fetchone()
+    if row is None or row[0] != PENDING:
         return 0
     return LogWriter().commit(con)

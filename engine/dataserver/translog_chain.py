@@ -24,18 +24,19 @@ from pathlib import Path
 
 from engine.dataserver.master import open_database
 from engine.dataserver.translog_capture import (
-    DIRTY_TABLE,
     LOG_TABLE,
+    PENDING,
     RawText,
     WriteTx,
     capture_plan,
     decode_value,
     ensure_capture,
-    flush_dirty,
+    flush_pending,
     has_log,
     quote_ident,
     read_meta,
     reconcile,
+    save_head,
     table_info,
     time_text,
     write_meta,
@@ -82,7 +83,7 @@ def extract_log(db_path: Path | str, out_path: Path | str, *, database: str) -> 
                 BACKUP_FAILED,
                 f"database '{database}' has no transaction log yet: it was never opened by this dataserver "
                 f"since it was made. Run dump database {database} first (it starts the log), then dump transaction.")
-        flush_dirty(con)
+        flush_pending(con)
         con.execute("attach database ? as logdump", (str(out),))
         try:
             con.execute("pragma logdump.journal_mode = off")
@@ -138,13 +139,15 @@ def _extract(con: sqlite3.Connection, database: str) -> LogExtract:
     first = meta["truncated_to"] + 1
     last = meta["last_lsn"]
     count, first_commit, last_commit = con.execute(
-        f"select count(*), min(commit_time), max(commit_time) from main.{LOG_TABLE} where lsn >= ? and lsn <= ?",
+        f"select count(*), min(commit_time), max(commit_time) from main.{LOG_TABLE} where lsn >= ? and lsn <= ? "
+        f"and kind <> '{PENDING}'",
         (first, last)).fetchone()
     con.execute(f"create table logdump.{LOG_TABLE}(lsn integer primary key, xid integer not null, "
                 "commit_time real not null, kind text not null, tbl text, rid integer, data text)")
     con.execute(f"create table logdump.{DUMP_META}(key text primary key, value)")
     con.execute(f"insert into logdump.{LOG_TABLE} select lsn, xid, commit_time, kind, tbl, rid, data "
-                f"from main.{LOG_TABLE} where lsn >= ? and lsn <= ? order by lsn", (first, last))
+                f"from main.{LOG_TABLE} where lsn >= ? and lsn <= ? and kind <> '{PENDING}' order by lsn",
+                (first, last))
     extract = LogExtract(first_lsn=first, last_lsn=last, count=count, first_commit=first_commit,
                          last_commit=last_commit, instance_id=meta["instance_id"], database=database,
                          dump_id=uuid.uuid4().hex)
@@ -158,8 +161,8 @@ def _extract(con: sqlite3.Connection, database: str) -> LogExtract:
 def truncate_log(con: sqlite3.Connection, upto_lsn: int) -> None:
     """Drop the records up to upto_lsn (after the log dump holding them is safely stored)."""
     with WriteTx(con):
-        meta = read_meta(con)
-        con.execute(f"delete from main.{LOG_TABLE} where lsn <= ?", (upto_lsn,))
+        meta = save_head(con)
+        con.execute(f"delete from main.{LOG_TABLE} where lsn <= ? and kind <> '{PENDING}'", (upto_lsn,))
         if upto_lsn > meta["truncated_to"]:
             write_meta(con, truncated_to=min(upto_lsn, meta["last_lsn"]))
 
@@ -167,10 +170,10 @@ def truncate_log(con: sqlite3.Connection, upto_lsn: int) -> None:
 def truncate_only(con: sqlite3.Connection, reason: str) -> None:
     """``dump transaction ... with truncate_only / no_log``: drop the whole log; the chain is broken."""
     ensure_capture(con)
-    flush_dirty(con)
+    flush_pending(con)
     with WriteTx(con):
-        meta = read_meta(con)
-        con.execute(f"delete from main.{LOG_TABLE}")
+        meta = save_head(con)
+        con.execute(f"delete from main.{LOG_TABLE} where kind <> '{PENDING}'")
         write_meta(con, truncated_to=meta["last_lsn"], chain_broken=reason, chain_broken_at=time.time(),
                    chain_broken_lsn=meta["last_lsn"])
 
@@ -178,7 +181,7 @@ def truncate_only(con: sqlite3.Connection, reason: str) -> None:
 def full_dump_point(con: sqlite3.Connection) -> tuple[int, str]:
     """(last_lsn, instance_id) right before a full dump's snapshot: the snapshot holds at least this much."""
     ensure_capture(con)
-    flush_dirty(con)
+    flush_pending(con)
     meta = read_meta(con)
     return meta["last_lsn"], meta["instance_id"]
 
@@ -200,7 +203,7 @@ def log_state(con: sqlite3.Connection) -> dict:
     if not has_log(con):
         return {}
     meta = read_meta(con)
-    meta["records"] = con.execute(f"select count(*) from main.{LOG_TABLE}").fetchone()[0]
+    meta["records"] = con.execute(f"select count(*) from main.{LOG_TABLE} where kind <> '{PENDING}'").fetchone()[0]
     return meta
 
 
@@ -210,9 +213,8 @@ def loaded_full_dump(con: sqlite3.Connection) -> None:
     """``load database`` just put a full dump's pages in place: log loads may follow it."""
     ensure_capture(con)
     with WriteTx(con):
-        meta = read_meta(con)
-        con.execute(f"delete from main.{LOG_TABLE}")
-        con.execute(f"delete from main.{DIRTY_TABLE}")
+        meta = save_head(con)
+        con.execute(f"delete from main.{LOG_TABLE}")  # the source's records and marks: in the pages already
         write_meta(con, applied_lsn=meta["last_lsn"], truncated_to=meta["last_lsn"], until_stopped=0,
                    state="", applied_dump="")
 
@@ -224,9 +226,8 @@ def online(con: sqlite3.Connection, standby: bool) -> None:
         if standby:
             write_meta(con, state="standby")
             return
-        meta = read_meta(con)
+        meta = save_head(con)
         con.execute(f"delete from main.{LOG_TABLE}")
-        con.execute(f"delete from main.{DIRTY_TABLE}")
         write_meta(con, instance_id=uuid.uuid4().hex, truncated_to=meta["last_lsn"],
                    chain_broken=LOADED_ONLINE, chain_broken_at=time.time(), chain_broken_lsn=meta["last_lsn"],
                    applied_lsn="", applied_dump="", until_stopped=0, state="")
@@ -330,6 +331,7 @@ def _apply(con: sqlite3.Connection, src: sqlite3.Connection, meta: dict, dump: d
            db: str) -> ApplyResult:
     applied = meta["applied_lsn"]
     inserts: dict[tuple, str] = {}
+    deletes: dict[str, str] = {}
     aliases: dict[str, str] = {}
     first_applied = None
     last_applied = applied
@@ -341,6 +343,21 @@ def _apply(con: sqlite3.Connection, src: sqlite3.Connection, meta: dict, dump: d
     cur = src.execute(f"select lsn, xid, commit_time, kind, tbl, rid, data from {LOG_TABLE} where lsn > ? "
                       f"order by lsn", (applied,))
     lsn = None
+    batch_sql, batch = None, []  # consecutive changes through one statement go in one executemany
+
+    def flush():
+        nonlocal batch_sql
+        if batch:
+            con.executemany(batch_sql, batch)
+            batch.clear()
+        batch_sql = None
+
+    def alias_of(tbl: str) -> str:
+        alias = aliases.get(tbl)
+        if alias is None:
+            alias = aliases[tbl] = _alias(con, tbl, lsn, db)
+        return alias
+
     try:
         for lsn, rxid, commit_time, kind, tbl, rid, data in cur:
             if rxid != xid:
@@ -353,30 +370,39 @@ def _apply(con: sqlite3.Connection, src: sqlite3.Connection, meta: dict, dump: d
                 last_xid = max(last_xid, rxid)
             if kind == "U":
                 cols, vals = json.loads(data)
-                key = (tbl, tuple(cols))
+                key = (tbl, *cols)
                 sql = inserts.get(key)
                 if sql is None:
-                    alias = aliases.get(tbl) or _alias(con, tbl, lsn, db)
-                    aliases[tbl] = alias
-                    names = ", ".join([alias, *map(quote_ident, cols)])
+                    names = ", ".join([alias_of(tbl), *map(quote_ident, cols)])
                     sql = inserts[key] = (f"insert or replace into main.{quote_ident(tbl)}({names}) "
                                           f"values ({', '.join('?' * (len(cols) + 1))})")
-                if any(type(v) is dict for v in vals):
+                if '{"$' in data:  # a blob or raw text (a text value's own braces and quotes are escaped)
                     vals = [decode_value(v) for v in vals]
                     if any(isinstance(v, RawText) for v in vals):
                         marks = ", ".join("cast(? as text)" if isinstance(v, RawText) else "?" for v in vals)
+                        flush()
                         con.execute(sql[:sql.rindex("values (")] + f"values (?, {marks})", [rid, *vals])
-                        vals = None
-                if vals is not None:
-                    con.execute(sql, [rid, *vals])
+                        sql = None
+                if sql is not None:
+                    if sql is not batch_sql:
+                        flush()
+                        batch_sql = sql
+                    vals.insert(0, rid)
+                    batch.append(vals)
             elif kind == "D":
-                alias = aliases.get(tbl) or _alias(con, tbl, lsn, db)
-                aliases[tbl] = alias
-                con.execute(f"delete from main.{quote_ident(tbl)} where {alias} = ?", (rid,))
+                sql = deletes.get(tbl)
+                if sql is None:
+                    sql = deletes[tbl] = f"delete from main.{quote_ident(tbl)} where {alias_of(tbl)} = ?"
+                if sql is not batch_sql:
+                    flush()
+                    batch_sql = sql
+                batch.append((rid,))
             elif kind == "S":
+                flush()
                 con.execute(data)
                 reconcile(con)
                 inserts.clear()
+                deletes.clear()
                 aliases.clear()
             else:
                 raise StatusError(RESTORE_ERROR, f"the log dump holds a record of unknown kind '{kind}' at LSN "
@@ -385,6 +411,7 @@ def _apply(con: sqlite3.Connection, src: sqlite3.Connection, meta: dict, dump: d
             last_applied = lsn
             if first_applied is None:
                 first_applied = lsn
+        flush()
     except sqlite3.Error as e:
         raise StatusError(RESTORE_ERROR, f"applying the log dump to {db} failed at LSN {lsn} ({e}): the database "
                                          f"does not match the log. Nothing was applied; load the full dump this "
@@ -393,8 +420,7 @@ def _apply(con: sqlite3.Connection, src: sqlite3.Connection, meta: dict, dump: d
         cur.close()
     if not stopped:
         last_applied = max(applied, dump["last_lsn"])
-    con.execute(f"delete from main.{DIRTY_TABLE}")
-    con.execute(f"delete from main.{LOG_TABLE}")
+    con.execute(f"delete from main.{LOG_TABLE}")  # replay's own marks
     write_meta(con, applied_lsn=last_applied, last_lsn=max(meta["last_lsn"], last_applied),
                truncated_to=max(meta["last_lsn"], last_applied), last_xid=last_xid,
                last_commit=max(meta["last_commit"], last_commit or 0.0), until_stopped=1 if stopped else 0,

@@ -46,7 +46,7 @@ def test_insert_update_delete_in_one_and_across_transactions(w):
     assert (d3[3], d3[4]) == ("t", 3)  # inserted and deleted in one transaction: only its absence
     times = dict(w.con.execute("select xid, commit_time from sybar_log group by xid").fetchall())
     assert sorted(times.values()) == [99.0, 100.0, 101.0, 102.0]
-    assert w.con.execute("select count(*) from sybar_dirty").fetchone()[0] == 0
+    assert w.con.execute("select count(*) from sybar_log where kind = '?'").fetchone()[0] == 0
     state = translog.log_state(w.con)
     assert state["last_lsn"] == 6 and state["last_xid"] == 4
 
@@ -68,7 +68,7 @@ def test_rolled_back_transaction_leaves_no_record(w):
     assert (after["last_lsn"], after["last_xid"]) == (before["last_lsn"], before["last_xid"])
     assert w.tx("select * from t") == 0  # a transaction that changed nothing uses no xid
     assert translog.log_state(w.con)["last_xid"] == before["last_xid"]
-    assert w.con.execute("select count(*) from sybar_dirty").fetchone()[0] == 0
+    assert w.con.execute("select count(*) from sybar_log where kind = '?'").fetchone()[0] == 0
     assert w.tx("insert into t values (2)") == 1  # u was rolled back: no trigger, no leftovers
 
 
@@ -153,7 +153,7 @@ def test_commit_outside_a_transaction_and_foreign_writers(w, tmp_path):
     other = open_database(w.path)  # a writer with no LogWriter: its rows stay marked until someone logs them
     other.execute("insert into t values (2)")
     other.close()
-    assert translog.flush_dirty(w.con) == 1
+    assert translog.flush_pending(w.con) == 1
     assert w.con.execute("select count(*) from sybar_log where kind = 'U'").fetchone()[0] == 2
 
 
