@@ -353,3 +353,15 @@ def test_cli_starts_a_daemon_when_none_runs(tmp_path, sa_in_keyring):
     assert "started `sybar serve`" in r.stderr
     state = json.loads((home / "control.json").read_text())
     os.kill(state["pid"], signal.SIGTERM)
+
+
+def test_sample_transaction_log_backup_script(pipe):
+    s = pipe
+    r = s.sybar_isql("use mydb\ngo\nupdate customer set city = 'moved' where id <= 10\ngo\n")
+    assert "Msg" not in r.stdout, r.stdout
+    r = sybar(s.home, "backup", str(s.home / "scripts" / "sybase_mydb_tran_backup"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    logs = sybar_json(s.home, "list", "--type", "T", "--database", "mydb")
+    assert logs and len(logs[0]["stripes"]) == 2
+    assert logs[0]["follows"] and logs[0]["schedule"] == "Default-Application-Backup"
+    assert logs[0]["last_lsn"] >= logs[0]["first_lsn"]

@@ -377,8 +377,12 @@ def _apply(con: sqlite3.Connection, src: sqlite3.Connection, meta: dict, dump: d
                     sql = inserts[key] = (f"insert or replace into main.{quote_ident(tbl)}({names}) "
                                           f"values ({', '.join('?' * (len(cols) + 1))})")
                 if '{"$' in data:  # a blob or raw text (a text value's own braces and quotes are escaped)
-                    vals = [decode_value(v) for v in vals]
-                    if any(isinstance(v, RawText) for v in vals):
+                    raw = False
+                    for i, v in enumerate(vals):
+                        if type(v) is dict:
+                            vals[i] = decode_value(v)
+                            raw = raw or "$t" in v
+                    if raw:
                         marks = ", ".join("cast(? as text)" if isinstance(v, RawText) else "?" for v in vals)
                         flush()
                         con.execute(sql[:sql.rindex("values (")] + f"values (?, {marks})", [rid, *vals])

@@ -182,3 +182,34 @@ def test_ensure_capture_is_idempotent_and_finds_uncapturable_tables(tmp_path):
     translog.ensure_capture(con)
     assert "sneaky" in translog.log_state(con)["chain_broken"]
     con.close()
+
+
+def test_big_transactions_find_their_marks_by_bisection(w, tmp_path):
+    from engine.dataserver.translog_capture import SMALL, log_head
+
+    w.tx("create table t(id integer primary key, a)")
+    dst = tmp_path / "dst.db"
+    full_dump(w.path, dst)
+    w.tx(*[f"insert into t values ({i}, {i})" for i in range(500)])
+    # a big transaction after records
+    n = w.tx("update t set a = a + 1", "update t set a = a * 2 where id % 2 = 0")
+    assert n == 500
+    # a log truncated to empty: new marks reuse low lsns, below the last lsn
+    ship(w.path, dst, tmp_path, name="first")
+    assert translog.log_state(w.con)["records"] == 0
+    for size in (1, SMALL - 1, SMALL, SMALL + 1, 3 * SMALL + 7):
+        w.con.execute("begin")
+        w.con.execute(f"update t set a = -a where id < {size}")
+        lsn, xid, _t, first_pending, tables, marks = log_head(w.con)
+        count = w.con.execute("select count(*) from sybar_log where kind = '?'").fetchone()[0]
+        lowest = w.con.execute("select min(lsn) from sybar_log where kind = '?'").fetchone()[0]
+        assert (first_pending, tables, count) == (lowest, {"t"}, size)
+        assert (marks is None) == (size > SMALL)
+        assert w.log.commit(w.con) == size
+        w.con.execute("commit")
+    other = open_database(w.path)  # marks committed by a foreign writer, then a big transaction on top
+    other.execute("update t set a = 0 where id < 10")
+    other.close()
+    assert w.tx("update t set a = 7 where id >= 400") == 110
+    ship(w.path, dst, tmp_path)
+    assert content(dst) == content(w.path)
