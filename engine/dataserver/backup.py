@@ -139,7 +139,8 @@ class BackupServer:
                                         history=history):
             if isinstance(item, Info):
                 yield item
-        await self._log_call(name, translog.full_dump_done)
+        if point:
+            await self._log_call(name, translog.full_dump_done, point[0])
         yield Done()
 
     async def _log_call(self, name: str, fn, *args):
@@ -359,7 +360,8 @@ class BackupServer:
         except BaseException as e:
             await agent.fail_dump(plan, e.__cause__ if isinstance(e, ServerError) and e.__cause__ else e)
             raise
-        await self._log_call(name, translog.full_dump_done)
+        if point:
+            await self._log_call(name, translog.full_dump_done, point[0])
         yield Info(f"sybackup: image {image.backup_id} recorded in the catalog: {len(plan.stripes)} stripes, "
                    f"{image.kbytes} KB, policy {image.policy}, schedule {image.schedule}.")
         yield Done()

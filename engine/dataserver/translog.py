@@ -16,6 +16,7 @@ from engine.dataserver.translog_capture import (
     ensure_capture,
     flush_pending,
     is_temp_ddl,
+    prepare_connection,
 )
 from engine.dataserver.translog_chain import (
     LOADED_ONLINE,
@@ -39,6 +40,6 @@ __all__ = [
     "LOG_TABLE", "META_TABLE", "NO_FULL_DUMP", "PENDING", "LOADED_ONLINE", "UNTIL_FORMS",
     "ApplyResult", "LogExtract", "LogWriter",
     "apply_log", "ensure_capture", "extract_log", "flush_pending", "full_dump_done", "full_dump_point",
-    "is_temp_ddl", "loaded_full_dump", "log_state", "online", "parse_until_time", "read_extract",
+    "is_temp_ddl", "loaded_full_dump", "log_state", "online", "parse_until_time", "prepare_connection", "read_extract",
     "truncate_log", "truncate_only",
 ]

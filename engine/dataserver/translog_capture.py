@@ -38,6 +38,7 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 LOG_TABLE = "sybar_log"
 META_TABLE = "sybar_logmeta"
@@ -108,9 +109,10 @@ def read_meta(con: sqlite3.Connection) -> dict:
         meta[k] = str(meta.get(k) or "")
     raw = meta.get("applied_lsn")
     meta["applied_lsn"] = None if raw in (None, "") else int(raw)
-    head = log_head(con)
-    if head[0] is not None:
-        meta["last_lsn"], meta["last_xid"], meta["last_commit"] = head[:3]
+    lsn, xid, t = log_head(con)[:3]
+    if lsn is not None:
+        meta["last_lsn"], meta["last_xid"] = max(meta["last_lsn"], lsn), max(meta["last_xid"], xid)
+        meta["last_commit"] = max(meta["last_commit"], t)
     return meta
 
 
@@ -179,8 +181,7 @@ def time_text(t: float | None) -> str:
     """A commit time as DBAs read it: local time, milliseconds."""
     if not t:
         return "never"
-    lt = time.localtime(t)
-    return time.strftime("%Y-%m-%d %H:%M:%S", lt) + f".{int(round((t % 1) * 1000)) % 1000:03d}"
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 class WriteTx:
@@ -315,6 +316,12 @@ def reconcile(con: sqlite3.Connection) -> tuple[list[str], dict[str, str], list[
     return added, renamed, refused
 
 
+def prepare_connection(con: sqlite3.Connection) -> None:
+    """Every connection that writes a captured database needs this (ensure_capture does it too):
+    with it, the rows ``INSERT OR REPLACE`` deletes on a UNIQUE conflict fire the delete trigger."""
+    con.execute("pragma recursive_triggers = on")
+
+
 def ensure_capture(con: sqlite3.Connection) -> list[str]:
     """Make this database's log ready; idempotent, cheap when already done.
 
@@ -326,7 +333,7 @@ def ensure_capture(con: sqlite3.Connection) -> list[str]:
     broken. Returns the tables that cannot be captured (``dump transaction``
     refuses while they exist).
     """
-    con.execute("pragma recursive_triggers = on")
+    prepare_connection(con)
     if has_log(con):
         added, renamed, refused = capture_plan(con)
         if not added and not renamed:
@@ -341,18 +348,20 @@ def ensure_capture(con: sqlite3.Connection) -> list[str]:
                        truncated_to=0, chain_broken=NO_FULL_DUMP, chain_broken_at=time.time(),
                        chain_broken_lsn=0, applied_lsn="", applied_dump="", until_stopped=0, state="",
                        created=time.time())
-        added, _renamed, refused = reconcile(con)
-        if added and not fresh:
+        added, renamed, refused = reconcile(con)
+        if (added or renamed) and not fresh:
             meta = read_meta(con)
             if not meta["chain_broken"]:
-                write_meta(con, chain_broken=f"table {', '.join(added)} was created or changed outside the "
+                changed = ", ".join(sorted({*added, *renamed.values()}))
+                write_meta(con, chain_broken=f"table {changed} was created or changed outside the "
                                              "dataserver, unlogged",
                            chain_broken_at=time.time(), chain_broken_lsn=meta["last_lsn"])
     return refused
 
 
 def capture_plan(con: sqlite3.Connection) -> tuple[list[str], list[str], list[str]]:
-    """What reconcile would do, read-only: (tables lacking triggers, stale triggers, refused)."""
+    """What reconcile would do, read-only: (tables lacking triggers, tables renamed behind the log's back,
+    tables that cannot be captured)."""
     triggers = capture_triggers(con)
     missing, refused = [], []
     for name, why in user_tables(con):
@@ -360,7 +369,7 @@ def capture_plan(con: sqlite3.Connection) -> tuple[list[str], list[str], list[st
             refused.append(f"{name} ({why})")
         elif _missing(triggers, name):
             missing.append(name)
-    return missing, list(_stale(triggers)), refused
+    return missing, sorted({on for _old, on in _stale(triggers).values()}), refused
 
 
 # -- the writer ----------------------------------------------------------------------------------

@@ -117,6 +117,11 @@ def _extract(con: sqlite3.Connection, database: str) -> LogExtract:
             BACKUP_FAILED,
             f"database '{database}' is a warm standby (online for standby_access): it only takes log loads. "
             f"Dump the transaction log of its primary database instead.")
+    if meta["applied_lsn"] is not None:
+        raise StatusError(
+            BACKUP_FAILED,
+            f"database '{database}' was loaded from a dump and is not online yet: finish the load sequence "
+            f"with online database {database}, then dump database {database} to start its log chain.")
     if meta["chain_broken"]:
         raise StatusError(
             BACKUP_FAILED,
@@ -133,7 +138,7 @@ def _extract(con: sqlite3.Connection, database: str) -> LogExtract:
     if missing or stale:
         raise StatusError(
             BACKUP_FAILED,
-            f"cannot dump the transaction log of database '{database}': table {', '.join(missing or stale)} "
+            f"cannot dump the transaction log of database '{database}': table {', '.join(sorted(set(missing + stale)))} "
             f"was changed outside the dataserver, unlogged. Run dump database {database} first, "
             f"then dump transaction.")
     first = meta["truncated_to"] + 1

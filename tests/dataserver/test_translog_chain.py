@@ -299,3 +299,21 @@ def test_parse_until_time_refuses_with_the_forms(text):
     with pytest.raises(StatusError, match="YYYY-MM-DD hh:mm:ss") as e:
         translog.parse_until_time(text)
     assert e.value.status == 2850
+
+
+def test_loaded_database_cannot_dump_its_log_and_a_rename_behind_the_logs_back_breaks_it(w, tmp_path):
+    dst = tmp_path / "dst.db"
+    full_dump(w.path, dst)
+    with pytest.raises(StatusError, match="not online yet") as e:
+        translog.extract_log(dst, tmp_path / "x.tran", database="dst")
+    assert e.value.status == 6
+    translog.full_dump_done(w.con)
+    raw = open_database(w.path)
+    raw.execute("alter table t rename to t_old")
+    raw.close()
+    with pytest.raises(StatusError, match="table t_old was changed outside the dataserver"):
+        translog.extract_log(w.path, tmp_path / "x.tran", database="src")
+    translog.ensure_capture(w.con)  # the next session on it repairs the capture; the chain stays broken
+    assert "t_old" in translog.log_state(w.con)["chain_broken"]
+    with pytest.raises(StatusError, match="Run dump database src first"):
+        translog.extract_log(w.path, tmp_path / "x.tran", database="src")

@@ -1,0 +1,87 @@
+"""`sybar gui` (and bare `sybar`): the Backup, Archive, and Restore window on a qasync loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from engine.home import Home
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="sybar gui", description="sybar's Backup, Archive, and Restore window")
+    p.add_argument("--home", help="the sybar home (default: $SYBAR_HOME or the platform's data folder)")
+    p.add_argument("--screenshot", metavar="OUT.png", help="render the window to a PNG and exit")
+    p.add_argument("--view", choices=("backup", "restore", "progress"), default="backup",
+                   help="the view to show (default: backup)")
+    p.add_argument("--settle", type=float, default=1.5, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def make_app(argv: list[str] | None = None):
+    """The QApplication (Qt 6: high DPI by default; the desktop's own palette and style)."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(["sybar", *(argv or [])])
+    app.setApplicationName("sybar")
+    app.setApplicationDisplayName("sybar")
+    app.setOrganizationName("sybar")
+    app.setDesktopFileName("sybar")
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    import qasync
+
+    from gui.main_window import MainWindow, app_icon
+
+    app = make_app()
+    app.setWindowIcon(app_icon())
+    home = Home.resolve(args.home)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    window = MainWindow(home)
+    if args.screenshot:
+        from gui import screenshot
+
+        async def shoot() -> int:
+            await window.start()
+            out = await screenshot.take(window, args.screenshot, args.view, settle_s=args.settle)
+            print(f"sybar gui: wrote {out}")
+            return 0
+
+        try:
+            return loop.run_until_complete(shoot())
+        finally:
+            window.quitting = True
+            loop.run_until_complete(window.aclose())
+            window.close()
+            loop.close()
+
+    closed = asyncio.Event()
+    window.closed.connect(closed.set)
+    app.aboutToQuit.connect(closed.set)
+    app.setQuitOnLastWindowClosed(window.tray is None)
+
+    async def run() -> int:
+        window.show()
+        window.spawn(window.start())
+        await closed.wait()
+        await window.aclose()
+        return 0
+
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""`sybar gui --home DIR --screenshot OUT.png [--view backup|restore|progress]`.
+
+Builds the real window, connects to the home's daemon, shows the view, lets
+the loop settle until the data is in, and saves ``window.grab()`` to OUT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from gui.main_window import VIEWS, MainWindow
+
+
+async def settle(seconds: float) -> None:
+    """Run the loop for ``seconds`` (events, repaints, late data)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        QApplication.processEvents()
+        await asyncio.sleep(0.05)
+
+
+async def take(window: MainWindow, out: str | Path, view: str = "backup", *, settle_s: float = 1.5,
+               select: str | None = None) -> Path:
+    """Show ``view`` of a started window and save it as a PNG; returns the path."""
+    if view not in VIEWS:
+        raise ValueError(f"--view must be one of {', '.join(VIEWS)}")
+    window.show()
+    window.show_view(view)
+    if view == "backup":
+        bv = window.backup_view
+        if bv.model.folder is None:
+            await bv.start()
+        name = select
+        if name is None:   # preview the first Sybase script, so the picture shows a script and its SQL
+            name = next((r.path.name for r in bv.model.rows if r.kind == "script"), None)
+        if name is not None and bv.select_file(name) >= 0:
+            await bv.preview_row(bv.model.row_of(name))
+    await settle(settle_s)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(out), "PNG"):
+        raise OSError(f"could not write {out}")
+    return out
