@@ -77,6 +77,7 @@ class BackupView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setSectionResizeMode(COL_CHECK, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setShowGrid(False)
+        self.table.setCornerButtonEnabled(False)
         self.table.setTabKeyNavigation(False)
         self.table.selectionModel().currentRowChanged.connect(self._file_chosen)
         self.contents_label = QLabel("Contents")

@@ -181,11 +181,17 @@ class ArchiveAgent:
 
     async def commit_dump(self, plan: DumpPlan, result) -> object:
         catalog = self.daemon.catalog
-        for s in plan.stripes:
-            info = s.sink.result
-            catalog.add_object(plan.backup_id, stripe=s.stripe, name=s.name, storage_unit=plan.storage_unit,
-                               bytes=info["bytes"], raw_bytes=info.get("raw_bytes", 0), checksum=info["checksum"])
-        image = catalog.commit_image(plan.backup_id, dump_id=result.dump_id)
+
+        def record():
+            # the image's durable commit fsyncs: off the event loop
+            for s in plan.stripes:
+                info = s.sink.result
+                catalog.add_object(plan.backup_id, stripe=s.stripe, name=s.name, storage_unit=plan.storage_unit,
+                                   bytes=info["bytes"], raw_bytes=info.get("raw_bytes", 0),
+                                   checksum=info["checksum"])
+            return catalog.commit_image(plan.backup_id, dump_id=result.dump_id)
+
+        image = await asyncio.to_thread(record)
         for s in plan.stripes:
             self.daemon.jobs.end_job(s.job_id, SUCCESS, f"backup object {s.name} stored")
         self.daemon.jobs.log(plan.parent_job, f"image {plan.backup_id} recorded: {len(plan.stripes)} stripes, "
