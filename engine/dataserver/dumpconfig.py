@@ -35,6 +35,7 @@ from pathlib import Path
 from engine.backupserver.dump import MAX_STRIPES
 from engine.dataserver.dumphist import CUMULATIVE, DATABASE, TRANSACTION, ProcResult, bind_params
 from engine.dataserver.errors import ServerError
+from engine.dataserver.master import open_database
 from engine.tds.tokens import Column
 
 ARCHIVE_PREFIX = "sybackup::"
@@ -123,14 +124,9 @@ class DumpConfigs:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        os.chmod(self.path, 0o600)
         self._lock = threading.Lock()
-        self._con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+        self._con = open_database(self.path)  # 0600, WAL, patient with locks, like every engine store
         with self._lock:
-            self._con.execute("pragma journal_mode = wal")
-            self._con.execute("pragma busy_timeout = 60000")
             self._con.executescript(_SCHEMA)
 
     def close(self) -> None:

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable
@@ -35,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.dataserver.errors import ServerError
+from engine.dataserver.master import open_database
 from engine.tds.tokens import Column
 
 log = logging.getLogger(__name__)
@@ -251,14 +250,9 @@ class DumpHistory:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        os.chmod(self.path, 0o600)
         self._lock = threading.Lock()
-        self._con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+        self._con = open_database(self.path)  # 0600, WAL, patient with locks, like every engine store
         with self._lock:
-            self._con.execute("pragma journal_mode = wal")
-            self._con.execute("pragma busy_timeout = 60000")
             self._con.executescript(_SCHEMA)
 
     def close(self) -> None:
