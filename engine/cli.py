@@ -61,9 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     pw_del.add_argument("server")
     pw_del.add_argument("user")
 
-    from engine import cli_ops
+    from engine import cli_lint, cli_ops
 
     cli_ops.add_parsers(sub, _add_home)
+    cli_lint.add_parser(sub, _add_home)
+    sub.add_parser("gui", help="the Backup, Archive, and Restore window (the default with no command)")
 
     demo = sub.add_parser("demo", help="make a ready demo home (databases, scripts) and serve it")
     _add_home(demo)
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["isql"]:  # isql owns its flags (-U -P -S ...), argparse must not touch them
         from engine.isql.main import main as isql_main
         return isql_main(argv[1:])
+    if not argv or argv[0] == "gui":  # the window (gui/ parses its own flags: --home, --screenshot, --view)
+        return _gui(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
@@ -92,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("backup", "restore", "list", "verify", "jobs", "cleanup"):
             from engine import cli_ops
             return cli_ops.main_for(args)
+        if args.command == "lint":
+            from engine import cli_lint
+            return cli_lint.run(args)
         if args.command == "demo":
             from engine.demo import run_demo
             return run_demo(args)
@@ -102,6 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         return e.status if e.status < 256 else 252
     except KeyboardInterrupt:
         return 130
+
+
+def _gui(argv: list[str]) -> int:
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
+        print("sybar: no display for the window (DISPLAY and WAYLAND_DISPLAY are unset). Run it in a desktop "
+              "session, or use the command line: `sybar --help`. For a picture of the window without a display: "
+              "QT_QPA_PLATFORM=offscreen sybar gui --screenshot OUT.png", file=sys.stderr)
+        return 1
+    from gui.app import main as gui_main
+    return gui_main(argv)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.dataserver.tsql import (
@@ -41,7 +41,7 @@ from engine.dataserver.tsql import (
 
 __all__ = [
     "ISQL_NAMES", "Word", "Heredoc", "Command", "IsqlCall", "FoundStatement", "SyntaxProblem",
-    "ScriptAnalysis", "analyze_script", "analyze_text", "parse_shell",
+    "ScriptAnalysis", "analyze_script", "analyze_text", "parse_shell", "MAX_SCRIPT_BYTES",
 ]
 
 #: program names that are isql
@@ -54,6 +54,9 @@ _WRAPPERS = frozenset(("exec", "nohup", "time", "command", "nice", "env", "sudo"
 _KEYWORDS = frozenset(("if", "then", "else", "elif", "do", "while", "until", "!", "{", "fi", "}", "esac"))
 _ASSIGN = re.compile(r"^([A-Za-z_]\w*)(\+?=)(.*)$", re.S)
 _MAX_DEPTH = 12
+#: a shell script larger than this is not a script a DBA selects (the GUI lists every file)
+MAX_SCRIPT_BYTES = 4 * 1024 * 1024
+_SQL_START = re.compile(r"(?:use|go|dump|load|online|create|select|exec|execute|sp_\w+|declare|print|set)\b", re.I)
 
 
 # ===================================================================================================
@@ -488,27 +491,29 @@ class _Env:
                 return str(self.script), True
         if length:
             return f"<#{name}>", False
-        for var, _values in loops:
+        for var, values in reversed(loops):
             if var == name:
+                if isinstance(values, str):  # bound to one of the loop's words
+                    return values, True
                 return f"<{name}>", False
-        value = self._lookup(name, line, defaults, depth)
+        value = self._lookup(name, line, defaults, loops, depth)
         mdef = re.fullmatch(r":?([-=])(.*)", op, re.S)
         if value is None:
             if mdef and defaults:
-                return self.expand(mdef.group(2), line, defaults=True, depth=depth + 1)
+                return self.expand(mdef.group(2), line, defaults=True, loops=loops, depth=depth + 1)
             return f"<{name}>", False
         if op and not mdef:
             return f"<{name}>", False
         return value
 
-    def _lookup(self, name: str, line: int, defaults: bool, depth: int) -> tuple[str, bool] | None:
+    def _lookup(self, name: str, line: int, defaults: bool, loops: tuple, depth: int) -> tuple[str, bool] | None:
         if depth > _MAX_DEPTH:
             return f"<{name}>", False
         raw = self.value_before(name, line)
         if raw is None:
             return None
         at = max(ln for ln, v in self.assigned[name] if ln < line)
-        text, ok = self.expand(raw, at, defaults=defaults, depth=depth + 1)
+        text, ok = self.expand(raw, at, defaults=defaults, loops=loops, depth=depth + 1)
         if not ok and _atomic(raw):
             return f"<{name}>", False
         return text, ok
@@ -586,6 +591,12 @@ class FoundStatement:
     statement: Statement | None = None
     database_known: bool = True
 
+    @property
+    def end_line(self) -> int:
+        """The last line of the statement in ``file`` (for highlighting)."""
+        text = self.statement.text if self.statement is not None else ""
+        return self.line + text.count("\n")
+
     def to_dict(self) -> dict:
         d: dict = {"op": self.op, "database": self.database, "file": self.file, "line": self.line}
         if self.op != "online database":
@@ -613,6 +624,7 @@ class IsqlCall:
     syntax_errors: list[SyntaxProblem] = field(default_factory=list)
     loops: tuple = ()
     in_substitution: bool = False
+    spaced: set = field(default_factory=set)  # letters given as "-U sa" rather than "-Usa"
 
     def flag(self, letter: str) -> str | None:
         for f, v, _ in self.flags:
@@ -631,6 +643,20 @@ class ScriptAnalysis:
     commented_isql_lines: list[int] = field(default_factory=list)
     unterminated_heredocs: list[Heredoc] = field(default_factory=list)
     is_sybase_script: bool = False
+    binary: bool = False  # not a text file (NUL bytes, or larger than MAX_SCRIPT_BYTES): not analysed
+
+    @property
+    def is_sql_file(self) -> bool:
+        """An isql input file rather than a script (``x.sql``, or T-SQL with ``go`` lines, no ``#!``
+        and no isql): selected by mistake, the linter says so."""
+        if self.isql_calls or self.text.startswith("#!"):
+            return False
+        if self.path.suffix.lower() == ".sql":
+            return True
+        text = re.sub(r"/\*.*?\*/", "", self.text, flags=re.S)
+        lines = [x.strip() for x in text.splitlines() if x.strip() and not x.strip().startswith("--")]
+        return bool(lines) and bool(_SQL_START.match(lines[0])) and any(
+            re.fullmatch(r"go(?:\s+\d+)?", x, re.I) for x in lines)
 
     @property
     def statements(self) -> list[FoundStatement]:
@@ -715,6 +741,15 @@ class ScriptAnalysis:
                 out.append(name)
         return out
 
+    @property
+    def sql_paths(self) -> list[Path]:
+        """The SQL files isql reads that exist (for a preview pane), in order, once each."""
+        out: list[Path] = []
+        for c in self.isql_calls:
+            if c.sql_source == "file" and c.sql_file_state == "ok" and Path(c.sql_file) not in out:
+                out.append(Path(c.sql_file))
+        return out
+
     def display_path(self, p: str) -> str:
         try:
             rel = os.path.relpath(p, self.path.parent.resolve())
@@ -741,10 +776,12 @@ def analyze_script(path: str | os.PathLike) -> ScriptAnalysis:
     script: an unreadable one gives ``readable=False`` and ``read_error``."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        with open(p, "rb") as f:
+            raw = f.read(MAX_SCRIPT_BYTES + 1)
     except OSError as e:
-        a = ScriptAnalysis(p, readable=False, read_error=e.strerror or str(e))
-        return a
+        return ScriptAnalysis(p, readable=False, read_error=e.strerror or str(e))
+    if len(raw) > MAX_SCRIPT_BYTES or b"\0" in raw[:8192]:
+        return ScriptAnalysis(p, binary=True)
     return analyze_text(raw.decode("utf-8", errors="replace"), p)
 
 
@@ -760,8 +797,9 @@ def analyze_text(text: str, path: str | os.PathLike) -> ScriptAnalysis:
         call = _isql_call(cmd, env)
         if call is None:
             continue
-        _sql_of(call, cmd, commands[:i], env, script_abs, p)
-        a.isql_calls.append(call)
+        for c in _bound_calls(call, cmd, env):
+            _sql_of(c, cmd, commands[:i], env, script_abs, p)
+            a.isql_calls.append(c)
     for line, ctext in comments:
         sub, _ = parse_shell(ctext)
         for c in sub:
@@ -770,8 +808,8 @@ def analyze_text(text: str, path: str | os.PathLike) -> ScriptAnalysis:
             if call is not None and (call.flags or c.redirects or c.heredocs):
                 a.commented_isql_lines.append(line)
                 break
-    a.is_sybase_script = bool(a.isql_calls or a.commented_isql_lines) or bool(
-        re.search(r"\b(?:dump|load)\s+(?:database|tran(?:saction)?)\b", text, re.I))
+    a.is_sybase_script = not a.is_sql_file and (bool(a.isql_calls or a.commented_isql_lines) or bool(
+        re.search(r"\b(?:dump|load)\s+(?:database|tran(?:saction)?)\b", text, re.I)))
     return a
 
 
@@ -830,6 +868,7 @@ def _isql_call(cmd: Command, env: _Env) -> IsqlCall | None:
                     call.flags.append((letter, raw[2:], words[j].line))
                 elif j + 1 < len(words) and not words[j + 1].text.startswith("-"):
                     call.flags.append((letter, words[j + 1].text, words[j].line))
+                    call.spaced.add(letter)
                     j += 1
                 else:
                     call.flags.append((letter, None, words[j].line))
@@ -840,6 +879,33 @@ def _isql_call(cmd: Command, env: _Env) -> IsqlCall | None:
             pass
         j += 1
     return call
+
+
+def _bound_calls(call: IsqlCall, cmd: Command, env: _Env) -> list[IsqlCall]:
+    """``for db in a b; do isql -i $HERE/dump_$db.sql; done`` runs isql once per word: one call
+    each, with the loop variable bound, so that every SQL file is found and checked."""
+    word = next((v for f, v, _ in call.flags if f == "i" and v is not None), None)
+    if word is None:
+        word = next((t.text for op, t in cmd.redirects if op == "<"), None)
+    if word is None or not call.loops:
+        return [call]
+    for k, (var, values) in enumerate(call.loops):
+        if not isinstance(values, tuple) or not values:
+            continue
+        if f"<{var}>" not in env.expand(word, call.line, loops=call.loops)[0]:
+            continue
+        words = []
+        for v in values:
+            text, known = env.expand(v, call.line)
+            if not known:
+                return [call]
+            words.extend(text.split())
+        out = []
+        for w in words:
+            loops = (*call.loops[:k], (var, w), *call.loops[k + 1 :])
+            out.append(replace(call, loops=loops, flags=list(call.flags), statements=[], syntax_errors=[]))
+        return out or [call]
+    return [call]
 
 
 # ===================================================================================================
@@ -872,9 +938,9 @@ def _sql_of(call: IsqlCall, cmd: Command, earlier: list[Command], env: _Env, scr
 
 def _sql_file(call: IsqlCall, word: str, earlier: list[Command], env: _Env, script_abs: Path,
               script_path: Path) -> None:
-    value, known = env.expand(word, call.line)
+    value, known = env.expand(word, call.line, loops=call.loops)
     if not known:
-        dvalue, dknown = env.expand(word, call.line, defaults=True)
+        dvalue, dknown = env.expand(word, call.line, defaults=True, loops=call.loops)
         if dknown:
             value, known = dvalue, True
     path = value if os.path.isabs(value) or not known else os.path.join(str(script_abs.parent), value)
@@ -932,7 +998,7 @@ def _found(st: Statement, file: str, off: int, expand: bool, env: _Env | None, l
         m = _VAR_ONLY.match(db_raw)
         if not known and m:
             for var, values in loops:
-                if var == m.group(1) and values:
+                if var == m.group(1) and isinstance(values, tuple) and values:
                     vals = [env.expand(v, line)[0] for v in values]
                     if all("<" not in v and v for v in vals):
                         databases = vals
