@@ -99,3 +99,17 @@ def test_every_code_has_a_severity():
     assert set(CODES.values()) == {"error", "warning"}
     f = Finding("a", 1, "sql-syntax", "error", "x; y")
     assert str(f) == "a:1: error [sql-syntax] x; y" and f.to_dict()["code"] == "sql-syntax"
+
+
+def test_the_sample_scripts_lint_clean():
+    """What we ship as an example must pass our own linter, warnings included."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    scripts = Path(__file__).resolve().parents[2] / "resources" / "scripts"
+    names = [p for p in sorted(scripts.iterdir()) if not p.name.endswith(".sql")]
+    assert len(names) >= 5
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "lint", "--strict", "--databases",
+                        "mydb,mydb_restore", *map(str, names)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
