@@ -28,11 +28,20 @@ COLUMNS = ("Job", "Type", "State", "Status", "Database", "Stripe", "Progress", "
            "Elapsed", "Object")
 (COL_JOB, COL_TYPE, COL_STATE, COL_STATUS, COL_DATABASE, COL_STRIPE, COL_PROGRESS, COL_BYTES, COL_RATE,
  COL_ETA, COL_ELAPSED, COL_OBJECT) = range(len(COLUMNS))
+_RIGHT_COLUMNS = frozenset((COL_STATUS, COL_STRIPE, COL_BYTES, COL_RATE, COL_ETA, COL_ELAPSED))
 
-ProgressRole = Qt.ItemDataRole.UserRole + 1  # int percent 0..100, or -1 while unknown
-JobIdRole = Qt.ItemDataRole.UserRole + 2
-StatusRole = Qt.ItemDataRole.UserRole + 3  # int status or None
-ActiveRole = Qt.ItemDataRole.UserRole + 4  # bool
+ProgressRole = int(Qt.ItemDataRole.UserRole) + 1  # int percent 0..100, or -1 while unknown
+JobIdRole = int(Qt.ItemDataRole.UserRole) + 2
+StatusRole = int(Qt.ItemDataRole.UserRole) + 3  # int status or None
+ActiveRole = int(Qt.ItemDataRole.UserRole) + 4  # bool
+
+# roles as plain ints: data() runs for every role of every visible cell on each repaint
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
+_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
+_ACCESSIBLE = int(Qt.ItemDataRole.AccessibleTextRole)
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 FAILED_TINT = QColor(220, 60, 60, 60)  # translucent: readable on light and dark palettes
 _DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -107,6 +116,8 @@ class JobsModel(QAbstractItemModel):
         self._roots: list[int] = []  # newest first
         self._row_of: dict[int, int] = {}
         self._dirty: set[int] = set()
+        self._cache: dict[int, tuple] = {}  # job id -> display strings and percent
+        self._failed_brush = QBrush(FAILED_TINT)
         self.flushes = 0  # rounds of dataChanged emitted (for tests and benchmarks)
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
@@ -325,11 +336,14 @@ class JobsModel(QAbstractItemModel):
             self._row_of[siblings[i]] = i
         self.endRemoveRows()
         self._dirty.discard(job_id)
+        self._cache.pop(job_id, None)
 
     def _mark(self, job_id: int) -> None:
         self._dirty.add(job_id)
+        self._cache.pop(job_id, None)
         p = self._rows[job_id].parent_id if job_id in self._rows else None
-        while p is not None and p in self._rows and p not in self._dirty:  # parents show their children's sums
+        while p is not None and p in self._rows:  # parents show their children's sums
+            self._cache.pop(p, None)
             self._dirty.add(p)
             p = self._rows[p].parent_id
         if not self._flush_timer.isActive():
@@ -340,6 +354,7 @@ class JobsModel(QAbstractItemModel):
         if active:
             for j in active:
                 self._dirty.add(j)
+                self._cache.pop(j, None)
             if not self._flush_timer.isActive():
                 self._flush_timer.start()
 
@@ -423,19 +438,24 @@ class JobsModel(QAbstractItemModel):
         job_id = self._job_at(index)
         if job_id is None:
             return None
-        r = self._rows[job_id]
+        role = int(role)
         col = index.column()
         if role == _DISPLAY:
-            return self._display(r, col)
+            return self._texts(job_id)[col]
         if role == ProgressRole:
-            return self.percent(job_id)
+            return self._texts(job_id)[len(COLUMNS)]
+        if role == _BACKGROUND:
+            return self._failed_brush if self._rows[job_id].failed else None
+        if role == _ALIGN:
+            return _RIGHT if col in _RIGHT_COLUMNS else None
         if role == JobIdRole:
             return job_id
+        r = self._rows[job_id]
         if role == StatusRole:
             return r.status
         if role == ActiveRole:
             return r.active
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == _TOOLTIP:
             if col == COL_STATUS and r.status is not None:
                 return f"status {r.status}: {MEANING.get(r.status, 'unknown status')}" + (
                     f"\n{r.message}" if r.message and r.message != MEANING.get(r.status) else "")
@@ -444,15 +464,19 @@ class JobsModel(QAbstractItemModel):
             if col == COL_JOB and r.script:
                 return r.script
             return None
-        if role == Qt.ItemDataRole.BackgroundRole:
-            return QBrush(FAILED_TINT) if r.failed else None
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (COL_STATUS, COL_STRIPE, COL_BYTES, COL_RATE,
-                                                                   COL_ETA, COL_ELAPSED):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.AccessibleTextRole:
-            text = self._display(r, col)
+        if role == _ACCESSIBLE:
+            text = self._texts(job_id)[col]
             return f"{COLUMNS[col]}: {text}" if text else COLUMNS[col]
         return None
+
+    def _texts(self, job_id: int) -> tuple:
+        """The row's display strings and its percent, computed once per change."""
+        texts = self._cache.get(job_id)
+        if texts is None:
+            r = self._rows[job_id]
+            texts = (*(self._display(r, c) for c in range(len(COLUMNS))), self.percent(job_id))
+            self._cache[job_id] = texts
+        return texts
 
     def _display(self, r: JobRow, col: int) -> str:
         if col == COL_JOB:

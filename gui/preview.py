@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.engine_link import run_blocking
+from gui.script_model import sql_paths
 
 try:  # written at the same time by a colleague; guarded until it lands
     from engine.bphdb.lint import lint as _engine_lint
@@ -45,10 +46,11 @@ def linter_available() -> bool:
     return _engine_lint is not None
 
 
-def run_lint(path: str, known_databases: list[str] | None = None) -> list[Any]:
+def run_lint(path: str, known_databases: list[str] | set[str] | None = None) -> list[Any]:
     if _engine_lint is None:
         return []
-    return list(_engine_lint(path, known_databases=known_databases))
+    known = set(known_databases) if known_databases is not None else None
+    return list(_engine_lint(path, known_databases=known))
 
 
 class DumpHighlighter(QSyntaxHighlighter):
@@ -58,7 +60,6 @@ class DumpHighlighter(QSyntaxHighlighter):
         (re.compile(r"\b(dump|load)\s+(database|tran(saction)?)\b.*", re.I), "dump"),
         (re.compile(r"\bstripe\s+on\b|\bto\s+\"sybackup::", re.I), "stripe"),
         (re.compile(r"sybackup::[^\"']*", re.I), "device"),
-        (re.compile(r"^\s*(--|#).*"), "comment"),
         (re.compile(r"\bisql\b.*", re.I), "isql"),
     )
 
@@ -78,6 +79,9 @@ class DumpHighlighter(QSyntaxHighlighter):
             self.formats[name] = f
 
     def highlightBlock(self, text: str) -> None:
+        if re.match(r"^\s*(--|#)", text):
+            self.setFormat(0, len(text), self.formats["comment"])
+            return
         for rx, name in self.RULES:
             for m in rx.finditer(text):
                 self.setFormat(m.start(), m.end() - m.start(), self.formats[name])
@@ -153,7 +157,7 @@ class PreviewPane(QWidget):
         """Show ``path`` (and its SQL file); lint it off the UI thread. Returns the findings."""
         path = Path(path)
         self.script_path = path
-        sql_files = [Path(s) for s in (getattr(analysis, "sql_files", None) or [])]
+        sql_files = sql_paths(analysis) if analysis is not None else []
         self.sql_path = sql_files[0] if sql_files else None
         text = await run_blocking(_read, path)
         sql = await run_blocking(_read, self.sql_path) if self.sql_path else ""
@@ -169,12 +173,17 @@ class PreviewPane(QWidget):
         else:
             self.sql_label.setText("S&QL file: none")
         self.sql_view.setPlainText(sql)
+        isql_line = getattr(analysis, "isql_line", None)
+        if isql_line:   # show where the script runs isql, without taking the focus
+            cursor = QTextCursor(self.script_view.document().findBlockByLineNumber(isql_line - 1))
+            self.script_view.setTextCursor(cursor)
+            self.script_view.centerCursor()
         is_script = bool(getattr(analysis, "is_sybase_script", False))
         findings: list[Any] = []
         self.findings.clear()
         if not linter_available():
             self.findings_label.setText("&Lint: " + LINTER_UNAVAILABLE)
-        elif is_script or path.suffix.lower() == ".sql":
+        elif is_script and path.suffix.lower() != ".sql":
             try:
                 findings = await run_blocking(run_lint, str(path), known_databases)
             except Exception as e:  # the linter must never take the window down

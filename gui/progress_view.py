@@ -136,7 +136,7 @@ class ProgressView(QWidget):
         self.tree.setAllColumnsShowFocus(True)
         self.tree.setSelectionBehavior(QTreeView.SelectionBehavior.SelectRows)
         self.tree.setSelectionMode(QTreeView.SelectionMode.SingleSelection)
-        self.tree.setItemDelegate(ProgressDelegate(self.tree))
+        self.tree.setItemDelegateForColumn(COL_PROGRESS, ProgressDelegate(self.tree))
         header = self.tree.header()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -255,7 +255,7 @@ class ProgressView(QWidget):
                 self._set_connected(False, "Event stream ended; reconnecting ...")
             except asyncio.CancelledError:
                 raise
-            except (StatusError, OSError, ValueError, StopAsyncIteration, asyncio.TimeoutError) as e:
+            except (TimeoutError, StatusError, OSError, ValueError, StopAsyncIteration) as e:
                 if self._stopping:
                     return
                 self._set_connected(False, f"Reconnecting: {e}" if str(e) else "Reconnecting ...")

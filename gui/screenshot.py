@@ -10,16 +10,14 @@ import asyncio
 import time
 from pathlib import Path
 
-from PySide6.QtWidgets import QApplication
-
 from gui.main_window import VIEWS, MainWindow
 
 
 async def settle(seconds: float) -> None:
-    """Run the loop for ``seconds`` (events, repaints, late data)."""
+    """Run the loop for ``seconds`` (events, repaints, late data). Never processEvents() by hand:
+    on a qasync loop that re-enters running tasks."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        QApplication.processEvents()
         await asyncio.sleep(0.05)
 
 

@@ -82,6 +82,8 @@ def _fallback_analyze(path: Path) -> FallbackAnalysis:
 def analyze(path: str | os.PathLike) -> Any:
     """The engine's analysis of one file (or the fallback's); never raises for an unreadable file."""
     p = Path(path)
+    if p.suffix.lower() == ".sql":   # an SQL file is data for isql, not a script: read its statements
+        return _fallback_analyze(p)
     if _engine_analyze is not None:
         try:
             return _engine_analyze(p)
@@ -97,7 +99,7 @@ def analyzer_available() -> bool:
 def statement_text(stmt: Any) -> str:
     if isinstance(stmt, str):
         return stmt
-    for attr in ("text", "sql", "statement", "kind"):
+    for attr in ("op", "text", "sql", "statement", "kind"):
         v = getattr(stmt, attr, None)
         if isinstance(v, str):
             return v
@@ -119,11 +121,28 @@ def dump_type(a: Any) -> str:
 
 
 def file_kind(path: Path, a: Any) -> str:
-    if getattr(a, "is_sybase_script", False):
-        return "script"
     if path.suffix.lower() == ".sql":
         return "SQL"
+    if getattr(a, "is_sybase_script", False):
+        return "script"
     return "file"
+
+
+def sql_paths(a: Any) -> list[Path]:
+    """The SQL files a script feeds to isql, as absolute paths (those that exist first)."""
+    out: list[Path] = []
+    for call in getattr(a, "isql_calls", None) or []:
+        f = getattr(call, "sql_file", None)
+        if getattr(call, "sql_source", "file") == "file" and f and Path(f) not in out:
+            out.append(Path(f))
+    if not out:
+        base = Path(getattr(a, "path", "") or ".").parent
+        for name in getattr(a, "sql_files", None) or []:
+            p = Path(re.sub(r" \(.*\)$", "", str(name)))
+            p = p if p.is_absolute() else base / p
+            if p not in out:
+                out.append(p)
+    return sorted(out, key=lambda p: not p.exists())
 
 
 ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
@@ -298,7 +317,7 @@ class ScriptListModel(QAbstractTableModel):
             return QBrush(QColor(128, 128, 128))
         if role == Qt.ItemDataRole.ToolTipRole:
             if row.kind == "script":
-                sql = ", ".join(Path(s).name for s in (getattr(row.analysis, "sql_files", None) or []))
+                sql = ", ".join(p.name for p in sql_paths(row.analysis))
                 return f"Sybase script{': feeds ' + sql + ' to isql' if sql else ''}"
             return str(row.path)
         if role == Qt.ItemDataRole.UserRole:

@@ -8,7 +8,6 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
 from progress_fixtures import (  # noqa: E402
     Link,
     backup_script_for,
@@ -17,6 +16,7 @@ from progress_fixtures import (  # noqa: E402
     new_loop,
     wait_for,
 )
+from PySide6.QtCore import Qt  # noqa: E402
 from sybar_testkit import start_serve, stop_serve  # noqa: E402
 
 from engine.dataserver.demo_data import fill_demo_database  # noqa: E402

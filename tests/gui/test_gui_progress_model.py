@@ -10,9 +10,9 @@ import asyncio  # noqa: E402
 import time  # noqa: E402
 
 import pytest  # noqa: E402
+from progress_fixtures import close_loop, ended, log_line, new_loop, progress, started  # noqa: E402
 from PySide6.QtCore import QModelIndex, Qt  # noqa: E402
 from PySide6.QtTest import QAbstractItemModelTester  # noqa: E402
-from progress_fixtures import close_loop, ended, log_line, new_loop, progress, started  # noqa: E402
 
 from gui.jobs_model import (  # noqa: E402
     COL_BYTES,
