@@ -85,6 +85,17 @@ def run_demo(args) -> int:
 
     home = Home.resolve(args.home).ensure()
     host, port = parse_listen(args.listen)
+    if args.once and (home.root / "control.json").exists():
+        from engine.control.client import read_state
+
+        state = read_state(home) or {}
+        try:
+            os.kill(int(state.get("pid", 0)), 0)
+            print(f"sybar demo: a daemon (pid {state['pid']}) already serves {home.root}; using the home as it is",
+                  flush=True)
+            return 0
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
     with home_lock(home):
         _file_logging(home)
         daemon = Daemon(home)
