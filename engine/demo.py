@@ -90,7 +90,10 @@ def run_demo(args) -> int:
 
         state = read_state(home) or {}
         try:
-            os.kill(int(state.get("pid", 0)), 0)
+            pid = int(state.get("pid", 0))
+            if pid <= 0:
+                raise ValueError("no pid")
+            os.kill(pid, 0)
             print(f"sybar demo: a daemon (pid {state['pid']}) already serves {home.root}; using the home as it is",
                   flush=True)
             return 0
