@@ -42,6 +42,8 @@ _BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
 _ALIGN = int(Qt.ItemDataRole.TextAlignmentRole)
 _ACCESSIBLE = int(Qt.ItemDataRole.AccessibleTextRole)
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_ROLES = frozenset((_DISPLAY, _TOOLTIP, _BACKGROUND, _ALIGN, _ACCESSIBLE, ProgressRole, JobIdRole, StatusRole,
+                    ActiveRole))
 
 FAILED_TINT = QColor(220, 60, 60, 60)  # translucent: readable on light and dark palettes
 _DISPLAY = Qt.ItemDataRole.DisplayRole
@@ -417,7 +419,11 @@ class JobsModel(QAbstractItemModel):
         if not index.isValid():
             return None
         pid = index.internalId()
-        siblings = self._rows[pid].children if pid and pid in self._rows else self._roots
+        if pid:
+            parent = self._rows.get(pid)
+            siblings = parent.children if parent is not None else self._roots
+        else:
+            siblings = self._roots
         row = index.row()
         return siblings[row] if 0 <= row < len(siblings) else None
 
@@ -435,10 +441,12 @@ class JobsModel(QAbstractItemModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
     def data(self, index: QModelIndex, role: int = _DISPLAY) -> Any:
+        role = int(role)
+        if role not in _ROLES:  # decoration, font, foreground, check state, ...: asked for every cell
+            return None
         job_id = self._job_at(index)
         if job_id is None:
             return None
-        role = int(role)
         col = index.column()
         if role == _DISPLAY:
             return self._texts(job_id)[col]

@@ -302,15 +302,20 @@ class ProgressView(QWidget):
         self._spawn(fetch())
 
     def _on_rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
-        if not parent.isValid():
-            for row in range(first, last + 1):
-                job_id = self.model.job_at(self.model.index(row, 0))
-                job = self.model.job(job_id) if job_id is not None else None
-                if job is not None and job.active:
-                    self.tree.expand(self.model.index(row, 0))
-                    if self._selected is None and self._loaded is not None and self._loaded.is_set():
-                        self.select_job(job_id)
-        else:
+        for row in range(first, last + 1):
+            index = self.model.index(row, 0, parent)
+            job_id = self.model.job_at(index)
+            job = self.model.job(job_id) if job_id is not None else None
+            if job is None:
+                continue
+            if not parent.isValid() and job.active:
+                self.tree.expand(index)
+                if self._selected is None and self._loaded is not None and self._loaded.is_set():
+                    self.select_job(job_id)
+            if job_id == self._selected:  # selected before its row existed (just started)
+                self.tree.setCurrentIndex(index)
+                self._update_controls()
+        if parent.isValid():
             self._family = self._family_of(self._selected)
 
     def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles=()) -> None:
@@ -329,6 +334,9 @@ class ProgressView(QWidget):
             return
         self._log_lines.append(entry)
         self.log_view.appendPlainText(self._format(entry))
+        selected = self.model.job(self._selected) if self._selected is not None else None
+        if selected is not None and selected.failed:
+            self._update_controls()  # the banner shows the last error lines
 
     def _on_job_ended(self, job_id: int, status: int) -> None:
         hist = self._history.get(job_id)
@@ -462,8 +470,10 @@ class ProgressView(QWidget):
                         if old != self._selected:
                             del self._history[old]
             hist.append((now, self.model.rate_of(job_id)))
-        if self._selected is not None and self._selected in self._history:
-            self.chart.set_samples(self._history[self._selected])
+        hist = self._history.get(self._selected) if self._selected is not None else None
+        shown = self.chart.samples()
+        if hist and (not shown or hist[-1] != shown[-1]):
+            self.chart.set_samples(hist)  # an ended job's chart is not repainted again and again
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):

@@ -87,7 +87,8 @@ class ThroughputChart(QWidget):
             p.fillRect(self.rect(), pal.color(QPalette.ColorRole.Base))
             fm = p.fontMetrics()
             top_mb = nice_ceiling(self.peak_mb_s() * 1.1) if self._samples else 1.0
-            label_w = fm.horizontalAdvance(f"{top_mb:g} MB/s") + 8
+            labels = [f"{top_mb * i / 4:.3g} MB/s" if i else "0" for i in range(5)]
+            label_w = max(fm.horizontalAdvance(t) for t in labels) + 8
             plot = QRectF(label_w, fm.height() + 4, max(10, self.width() - label_w - 8),
                           max(10, self.height() - 2 * fm.height() - 10))
             text = pal.color(QPalette.ColorRole.Text)
@@ -103,15 +104,15 @@ class ThroughputChart(QWidget):
                 p.setPen(QPen(grid))
                 p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y))
                 p.setPen(QPen(text))
-                value = top_mb * frac
-                label = f"{value:.3g} MB/s" if value else "0"
                 p.drawText(QRectF(0, y - fm.height() / 2, label_w - 4, fm.height()),
-                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
-            # x labels: seconds ago
+                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, labels[i])
+            # x labels: seconds ago (the outer ones kept inside the widget)
             for secs in (120, 90, 60, 30, 0):
                 x = plot.right() - secs / self.WINDOW_S * plot.width()
-                p.drawText(QRectF(x - 30, plot.bottom() + 2, 60, fm.height()), Qt.AlignmentFlag.AlignHCenter,
-                           f"-{secs}s" if secs else "now")
+                label = f"-{secs}s" if secs else "now"
+                w = fm.horizontalAdvance(label) + 4
+                left = min(max(0.0, x - w / 2), self.width() - w)
+                p.drawText(QRectF(left, plot.bottom() + 2, w, fm.height()), Qt.AlignmentFlag.AlignHCenter, label)
             p.setPen(QPen(grid))
             p.drawRect(plot)
             if not self._samples:

@@ -42,7 +42,10 @@ def new_loop(qapp) -> qasync.QEventLoop:
 
 def close_loop(loop) -> None:
     try:
-        loop.run_until_complete(asyncio.sleep(0))
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, asyncio.sleep(0), return_exceptions=True))
     finally:
         loop.close()
         asyncio.set_event_loop(None)
