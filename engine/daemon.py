@@ -180,6 +180,7 @@ class Daemon:
             self._runs.pop(job_id, None)
             self.keywords.pop(job_id, None)
             self.jobs.log(job_id, f"bphdb: {script} ended: status {status}: {message}")
+            self._roll_up_bytes(job_id)
             self.jobs.end_job(job_id, status, message)
 
     async def _script_password(self) -> str | None:
@@ -193,6 +194,13 @@ class Daemon:
             return await asyncio.to_thread(secrets.get_password, self.dataserver.name, "sa")
         except StatusError:
             return None
+
+    def _roll_up_bytes(self, job_id: int) -> None:
+        """A script job's bytes are its stripes' (the activity monitor shows them on the parent row)."""
+        stripes = [c for c in self.catalog.children(job_id) if c.type == "stripe"]
+        if stripes:
+            self.jobs.update(job_id, bytes_done=sum(c.bytes_done or 0 for c in stripes),
+                             bytes_expected=sum(c.bytes_expected or 0 for c in stripes))
 
     def _script_status(self, job_id: int, operation: str, rc: int, cancelled: bool) -> tuple[int, str]:
         children = self.catalog.children(job_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 
 from engine.home import Home
@@ -36,6 +37,27 @@ def make_app(argv: list[str] | None = None):
     return app
 
 
+class MainThreadGC:
+    """Python's cyclic GC only on the UI thread (as Anki does).
+
+    Left automatic, a collection can start on an executor thread (keyring, TDS, file analysis)
+    and free Qt objects there; a QObject deleted off its thread leaves its timers registered
+    and the next one to fire calls into freed memory.
+    """
+
+    def __init__(self, app, interval_ms: int = 5000):
+        from PySide6.QtCore import QTimer
+
+        gc.disable()
+        self.timer = QTimer(app)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.collect)
+        self.timer.start()
+
+    def collect(self) -> None:
+        gc.collect()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     import qasync
@@ -44,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = make_app()
     app.setWindowIcon(app_icon())
+    app._sybar_gc = MainThreadGC(app)
     home = Home.resolve(args.home)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)

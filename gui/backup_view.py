@@ -158,9 +158,15 @@ class BackupView(QWidget):
         self.open_root(self.roots.currentText())
 
     def open_root(self, folder: str) -> asyncio.Task:
-        Path(folder).mkdir(parents=True, exist_ok=True) if folder == str(self.home.scripts) else None
-        ix = self.dirs.setRootPath(folder)
-        self.tree.setRootIndex(ix)
+        if folder == str(self.home.scripts):
+            self.home.scripts.mkdir(parents=True, exist_ok=True)
+        parent = str(Path(folder).parent)
+        self.tree.setRootIndex(self.dirs.setRootPath(parent))   # the folder shows as a node, siblings too
+        ix = self.dirs.index(folder)
+        self.tree.selectionModel().blockSignals(True)
+        self.tree.setCurrentIndex(ix)
+        self.tree.expand(ix)
+        self.tree.selectionModel().blockSignals(False)
         return self.show_folder(folder)
 
     def _folder_chosen(self, current: QModelIndex, _prev: QModelIndex) -> None:

@@ -147,7 +147,7 @@ class PreviewPane(QWidget):
             lay.addWidget(label)
             lay.addWidget(view)
             split.addWidget(box)
-        split.setSizes([300, 200, 100])
+        split.setSizes([300, 220, 90])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
@@ -178,6 +178,13 @@ class PreviewPane(QWidget):
             cursor = QTextCursor(self.script_view.document().findBlockByLineNumber(isql_line - 1))
             self.script_view.setTextCursor(cursor)
             self.script_view.centerCursor()
+        first = next((st for st in (getattr(analysis, "statements", None) or [])
+                      if self.sql_path is not None and getattr(st, "file", None)
+                      and Path(st.file) == self.sql_path and getattr(st, "line", 0)), None)
+        if first is not None:   # and the dump (or load) statement it feeds to isql
+            cursor = QTextCursor(self.sql_view.document().findBlockByLineNumber(first.line - 1))
+            self.sql_view.setTextCursor(cursor)
+            self.sql_view.centerCursor()
         is_script = bool(getattr(analysis, "is_sybase_script", False))
         findings: list[Any] = []
         self.findings.clear()

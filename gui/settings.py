@@ -67,8 +67,7 @@ class GuiSettings:
 class SettingsDialog(QDialog):
     """File → Settings…: home, script folders, defaults for backups and generated scripts."""
 
-    def __init__(self, home: Home, settings: GuiSettings, policies: dict[str, list[str]] | None = None,
-                 parent: QWidget | None = None):
+    def __init__(self, home: Home, settings: GuiSettings, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setAccessibleName("Settings")

@@ -24,6 +24,31 @@ def require_secret_service() -> None:
                     "(or tools/test).", pytrace=False)
 
 
+# Closed loops are kept alive: a qasync loop's timer object collected later by the cyclic GC on
+# some worker thread would leave its Qt timers registered (Qt cannot kill them from another
+# thread) and the next one to fire would call into freed memory.
+# The same goes for every loop a GUI test closes, ours or not: close() keeps the loop.
+_CLOSED_LOOPS: list = []
+
+
+def _keep_closed_loops() -> None:
+    import qasync
+
+    close = qasync.QEventLoop.close
+    if getattr(close, "_sybar_keeps", False):
+        return
+
+    def close_and_keep(self):
+        close(self)
+        _CLOSED_LOOPS.append(self)
+
+    close_and_keep._sybar_keeps = True
+    qasync.QEventLoop.close = close_and_keep
+
+
+_keep_closed_loops()
+
+
 @pytest.fixture
 def loop(qapp):
     """A fresh qasync loop on the test's QApplication, driven with run_until_complete."""
@@ -42,6 +67,7 @@ def loop(qapp):
                 lp.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         finally:
             lp.close()
+            _CLOSED_LOOPS.append(lp)
             asyncio.set_event_loop(None)
 
 
@@ -82,8 +108,11 @@ def window(gui_served, loop, qtbot):
     from gui.main_window import MainWindow
 
     w = MainWindow(Home.resolve(gui_served.home))
-    qtbot.addWidget(w)
     w.quitting = True
     loop.run_until_complete(asyncio.wait_for(w.start(), 60))
     yield w
+    # tear the window down while its loop still runs: no Qt object outlives the loop it calls into
     loop.run_until_complete(w.aclose())
+    w.close()
+    w.deleteLater()
+    loop.run_until_complete(asyncio.sleep(0.2))
