@@ -16,7 +16,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--screenshot", metavar="OUT.png", help="render the window to a PNG and exit")
     p.add_argument("--view", choices=("backup", "restore", "progress"), default="backup",
                    help="the view to show (default: backup)")
-    p.add_argument("--settle", type=float, default=1.5, help=argparse.SUPPRESS)
+    p.add_argument("--select", metavar="FILE", help="with --screenshot: the script to preview in Select for Backup")
+    p.add_argument("--settle", type=float, default=1.5, help="with --screenshot: seconds to let the view fill in")
     return p.parse_args(argv)
 
 
@@ -59,7 +60,10 @@ class MainThreadGC:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["gui"]:   # `sybar gui ...` handed over whole
+        argv = argv[1:]
+    args = parse_args(argv)
     import qasync
 
     from gui.main_window import MainWindow, app_icon
@@ -76,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
         async def shoot() -> int:
             await window.start()
-            out = await screenshot.take(window, args.screenshot, args.view, settle_s=args.settle)
+            out = await screenshot.take(window, args.screenshot, args.view, settle_s=args.settle,
+                                        select=args.select)
             print(f"sybar gui: wrote {out}")
             return 0
 

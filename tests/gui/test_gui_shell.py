@@ -33,7 +33,6 @@ def test_window_has_three_views_menus_and_status_line(window):
     assert window.link.status["pid"] > 0 and not window.link.started_daemon
     shortcuts = {a.shortcut().toString() for m in window.menuBar().actions() for a in m.menu().actions()}
     assert {"Ctrl+1", "Ctrl+2", "Ctrl+3", "F5", "Ctrl+B"} <= shortcuts
-    window.act_backup.shortcut()
     for i, key in enumerate(("Ctrl+1", "Ctrl+2", "Ctrl+3")):
         next(a for m in window.menuBar().actions() for a in m.menu().actions()
              if a.shortcut().toString() == key).trigger()
@@ -123,3 +122,57 @@ def test_file_list_loads_off_the_ui_thread(window, loop):
 
     loop.run_until_complete(go())
     assert ticks > 0
+
+
+def test_the_link_starts_a_daemon_when_none_runs_and_says_so(loop, tmp_path, monkeypatch):
+    import signal
+
+    from sybar_testkit import SA_PASSWORD
+
+    from engine.jobs.status import StatusError
+    from gui.engine_link import EngineLink
+
+    home = Home.resolve(tmp_path / "fresh")
+    link = EngineLink(home)
+    messages = []
+    link.message.connect(messages.append)
+    try:
+        loop.run_until_complete(link.connect(start=False))
+    except StatusError as e:
+        assert "no sybar daemon is running" in str(e)
+    else:
+        raise AssertionError("connected to a daemon that should not exist")
+    monkeypatch.setenv("SYBAR_SA_PASSWORD", SA_PASSWORD)   # a first start needs sa's password
+    status = loop.run_until_complete(asyncio.wait_for(link.connect(), 90))
+    try:
+        assert link.started_daemon and status["home"] == str(home.root)
+        assert any("Started the sybar daemon" in m and "keeps running" in m for m in messages), messages
+    finally:
+        loop.run_until_complete(link.close())
+        os.kill(int(status["pid"]), signal.SIGTERM)      # the daemon this test started
+
+
+def test_edit_menu_marks_all_scripts_and_settings_persist(window, qtbot):
+    from gui.settings import SettingsDialog
+
+    actions = {a.objectName(): a for a in window.findChildren(type(window.act_backup))}
+    actions["Select all scripts"].trigger()
+    model = window.backup_view.model
+    n_scripts = sum(1 for r in model.rows if r.kind == "script")
+    assert len(model.checked_paths()) == n_scripts >= 5
+    assert window.backup_view.marked.text() == f"{n_scripts} scripts marked"
+    actions["Clear selection"].trigger()
+    assert model.checked_paths() == [] and not window.backup_view.backup_button.isEnabled()
+
+    dlg = SettingsDialog(window.home, window.settings)
+    qtbot.addWidget(dlg)
+    dlg.folders.addItem("/tmp")
+    dlg.schedule.setText("Default-Application-Backup")
+    dlg.stripes.setValue(8)
+    dlg.accept()
+    again = GuiSettings.load(window.home)
+    assert again.script_folders == ["/tmp"] and again.stripes_default == 8
+    assert again.default_schedule == "Default-Application-Backup"
+    again.script_folders, again.default_schedule, again.stripes_default = [], "", 4
+    again.save(window.home)
+    window.settings.script_folders = []
