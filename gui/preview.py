@@ -154,14 +154,18 @@ class PreviewPane(QWidget):
 
     async def show_file(self, path: str | Path, analysis: Any = None,
                         known_databases: list[str] | None = None) -> list[Any]:
-        """Show ``path`` (and its SQL file); lint it off the UI thread. Returns the findings."""
+        """Show ``path`` (and its SQL file); lint it off the UI thread. Returns the findings.
+
+        Only the latest call fills the pane: a call overtaken by another (the same
+        file selected twice, or another file) stops at its next await."""
         path = Path(path)
+        self._generation = generation = getattr(self, "_generation", 0) + 1
         self.script_path = path
         sql_files = sql_paths(analysis) if analysis is not None else []
         self.sql_path = sql_files[0] if sql_files else None
         text = await run_blocking(_read, path)
         sql = await run_blocking(_read, self.sql_path) if self.sql_path else ""
-        if self.script_path != path:   # another file was selected meanwhile
+        if self._generation != generation:   # another call took over meanwhile
             return []
         self.script_label.setText(f"&Script: {path}")
         self.script_view.setPlainText(text)
@@ -200,7 +204,7 @@ class PreviewPane(QWidget):
                 n = len(findings)
                 self.findings_label.setText(f"&Lint: {n} finding{'s' if n != 1 else ''}" if n
                                             else "&Lint: no problems found")
-            if self.script_path != path:
+            if self._generation != generation:
                 return []
             for f in findings:
                 fname = Path(getattr(f, "file", path) or path)

@@ -37,6 +37,16 @@ async def take(window: MainWindow, out: str | Path, view: str = "backup", *, set
             name = next((r.path.name for r in bv.model.rows if r.kind == "script"), None)
         if name is not None and bv.select_file(name) >= 0:
             await bv.preview_row(bv.model.row_of(name))
+    if view == "progress" and hasattr(window.progress_view, "model"):
+        # show the newest running job (else the newest job): its log and its throughput chart
+        await settle(settle_s / 2)
+        pv = window.progress_view
+        rows = [pv.model.job(j) for j in pv.model.job_ids()]
+        top = [r for r in rows if r is not None and r.parent_id is None]
+        pick = max((r for r in top if r.active), default=None, key=lambda r: r.job_id) or \
+            max(top, default=None, key=lambda r: r.job_id)
+        if pick is not None:
+            pv.select_job(pick.job_id)
     await settle(settle_s)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

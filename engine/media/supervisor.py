@@ -94,14 +94,18 @@ class MediaSupervisor:
                 return line
 
     async def _log_stderr(self, proc) -> None:
-        async def drain(stream, level):
+        async def drain(stream):
             while True:
                 raw = await stream.readline()
                 if not raw:
                     return
-                log.log(level, "media: %s", raw.decode(errors="replace").rstrip())
+                line = raw.decode(errors="replace").rstrip()
+                # the media server logs with its own levels: keep them (its INFO is not our WARNING)
+                level = next((lv for name, lv in (("ERROR", logging.ERROR), ("WARNING", logging.WARNING))
+                              if f" {name} " in line), logging.INFO)
+                log.log(level, "media: %s", line)
 
-        await asyncio.gather(drain(proc.stdout, logging.INFO), drain(proc.stderr, logging.WARNING))
+        await asyncio.gather(drain(proc.stdout), drain(proc.stderr))
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
