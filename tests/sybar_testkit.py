@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -143,3 +144,22 @@ def sybar_json(home, *args, **kw):
     r = sybar(home, *args, "--json", **kw)
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout)
+
+
+@contextlib.contextmanager
+def served_home(home: Path, databases: dict[str, int]):
+    """A real daemon on a fresh home with demo databases {name: size in MB} and the sample scripts."""
+    from engine.dataserver.demo_data import fill_demo_database
+    from engine.demo import install_sample_scripts
+    from engine.home import Home
+
+    s = start_serve(home)
+    try:
+        for name, size_mb in databases.items():
+            r = s.sybar_isql(f"create database {name}\ngo\n")
+            assert "Msg" not in r.stdout, r.stdout + r.stderr
+            fill_demo_database(s.db_file(name), size_mb)
+        install_sample_scripts(Home.resolve(home))
+        yield s
+    finally:
+        stop_serve(s)

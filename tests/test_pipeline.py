@@ -13,7 +13,7 @@ import socket
 import time
 
 import pytest
-from sybar_testkit import integrity, start_serve, stop_serve, sybar, sybar_json, table_digest
+from sybar_testkit import integrity, served_home, start_serve, stop_serve, sybar, sybar_json, table_digest
 
 from engine.control.client import ControlClient
 from engine.dataserver.demo_data import fill_demo_database
@@ -25,16 +25,8 @@ OBJECT_NAME = re.compile(r"^SYBAR\.mydb\.D\.([0-3])\.\d+\.\d\d-\d\d-\d{4}\.\d\d:
 
 @pytest.fixture(scope="module")
 def pipe(tmp_path_factory, sa_in_keyring):
-    home = tmp_path_factory.mktemp("pipehome")
-    s = start_serve(home)
-    try:
-        r = s.sybar_isql("create database mydb\ngo\n")
-        assert "Msg" not in r.stdout, r.stdout
-        fill_demo_database(s.db_file("mydb"), 24)
-        install_sample_scripts(Home.resolve(home))
+    with served_home(tmp_path_factory.mktemp("pipehome"), {"mydb": 24}) as s:
         yield s
-    finally:
-        stop_serve(s)
 
 
 def control(s) -> ControlClient:

@@ -10,10 +10,8 @@ import asyncio  # noqa: E402
 import shutil  # noqa: E402
 
 import pytest  # noqa: E402
-from sybar_testkit import start_serve, stop_serve  # noqa: E402
+from sybar_testkit import served_home  # noqa: E402
 
-from engine.dataserver.demo_data import fill_demo_database  # noqa: E402
-from engine.demo import install_sample_scripts  # noqa: E402
 from engine.home import Home  # noqa: E402
 
 
@@ -88,18 +86,9 @@ def gui_served(tmp_path_factory, sa_in_keyring):
     """A real daemon whose home has mydb and mydb2 (8 MB each) and the sample scripts (+ one for mydb2)."""
     require_secret_service()
     home_dir = tmp_path_factory.mktemp("guihome")
-    s = start_serve(home_dir)
-    try:
-        for db in ("mydb", "mydb2"):
-            r = s.sybar_isql(f"create database {db}\ngo\n")
-            assert "Msg" not in r.stdout, r.stdout + r.stderr
-            fill_demo_database(s.db_file(db), 8)
-        home = Home.resolve(home_dir)
-        install_sample_scripts(home)
-        copy_script_for(home, "mydb", "mydb2")
+    with served_home(home_dir, {"mydb": 8, "mydb2": 8}) as s:
+        copy_script_for(Home.resolve(home_dir), "mydb", "mydb2")
         yield s
-    finally:
-        stop_serve(s)
 
 
 @pytest.fixture

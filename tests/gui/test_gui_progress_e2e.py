@@ -17,27 +17,16 @@ from progress_fixtures import (  # noqa: E402
     wait_for,
 )
 from PySide6.QtCore import Qt  # noqa: E402
-from sybar_testkit import start_serve, stop_serve  # noqa: E402
+from sybar_testkit import served_home  # noqa: E402
 
-from engine.dataserver.demo_data import fill_demo_database  # noqa: E402
-from engine.demo import install_sample_scripts  # noqa: E402
-from engine.home import Home  # noqa: E402
 from gui.jobs_model import COL_STATUS, ProgressRole  # noqa: E402
 from gui.progress_view import ProgressView  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, sa_in_keyring):
-    home = tmp_path_factory.mktemp("progresshome")
-    s = start_serve(home)
-    try:
-        r = s.sybar_isql("create database mydb\ngo\n")
-        assert "Msg" not in r.stdout, r.stdout
-        fill_demo_database(s.db_file("mydb"), 16)
-        install_sample_scripts(Home.resolve(home))
+    with served_home(tmp_path_factory.mktemp("progresshome"), {"mydb": 16}) as s:
         yield s
-    finally:
-        stop_serve(s)
 
 
 @pytest.fixture
