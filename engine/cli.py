@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sybar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the engine daemon (the dataserver role for now)")
+    serve = sub.add_parser("serve", help="run the engine daemon: master, dataserver and media server of a home")
     _add_home(serve)
     serve.add_argument("--listen", metavar="HOST:PORT", default=f"127.0.0.1:{DEFAULT_PORT}",
                        help="TDS listener address (port 0 picks a free port)")
