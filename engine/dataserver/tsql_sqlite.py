@@ -229,7 +229,14 @@ class Translator:
                 return ">="
             if tok.text == "!>":
                 return "<="
+            if tok.text == "+" and self._string_beside(i):
+                # T-SQL concatenates strings with +, SQLite with || ('/dumps/' + @db + '.dmp')
+                return "||"
         return tok.text
+
+    def _string_beside(self, i: int) -> bool:
+        strings = (SSTR,) if self.qi else (SSTR, DSTR)
+        return (i > 0 and self.t[i - 1].kind in strings) or (i + 1 < len(self.t) and self.t[i + 1].kind in strings)
 
     def emit(self, lo: int, hi: int, out: list) -> None:
         t = self.t

@@ -393,3 +393,16 @@ def test_too_deep_nesting_is_a_syntax_error():
         parse_batch("select " + "(" * 500 + "1" + ")" * 500)
     # a reasonable depth is fine
     assert parse_batch("select " + "isnull(" * 30 + "1" + ", 0)" * 30)[0].sqlite.count("ifnull(") == 30
+
+
+def test_plus_beside_a_string_concatenates():
+    """T-SQL builds dump paths with +; SQLite concatenates with || (and + beside numbers stays +)."""
+    import sqlite3
+
+    from engine.dataserver.tsql import parse_batch
+
+    stmt = parse_batch("select @path = '/dumps/' + @db + '.dmp'")[0]
+    got = sqlite3.connect(":memory:").execute(stmt.sqlite, {"v_db": "salesdb"}).fetchone()[0]
+    assert got == "/dumps/salesdb.dmp"
+    assert parse_batch("select 1 + 2")[0].sqlite == "select 1 + 2"
+    assert "n + 1" in parse_batch("update t set n = n + 1 where s = 'x'")[0].sqlite
