@@ -239,6 +239,12 @@ class Daemon:
         images = await asyncio.to_thread(self.catalog.list_images, **filters)
         return [i.to_json() for i in images]
 
+    async def spans(self, database: str, dataserver: str | None = None) -> list[dict]:
+        from engine.catalog.chains import restorable_spans
+
+        spans = await asyncio.to_thread(restorable_spans, self.catalog, database, dataserver=dataserver)
+        return [s.to_json() for s in spans]
+
     async def get_image(self, backup_id: str) -> dict:
         image = await asyncio.to_thread(self.catalog.get_image, backup_id)
         if image is None:

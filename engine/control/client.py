@@ -85,6 +85,10 @@ class ControlClient:
     async def image(self, backup_id: str) -> dict:
         return await self._call("GET", f"/images/{backup_id}")
 
+    async def spans(self, database: str, dataserver: str | None = None) -> list[dict]:
+        """The times each full dump of a database can restore it to (oldest first)."""
+        return await self._call("GET", f"/databases/{database}/spans", params={"dataserver": dataserver})
+
     async def verify(self, backup_id: str) -> int:
         return (await self._call("POST", f"/images/{backup_id}/verify"))["job"]
 

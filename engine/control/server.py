@@ -8,6 +8,7 @@ One API for the CLI and the GUI (DESIGN.md §2). Version prefix /api/v1.
                               {backup_id, database?, until?, plan_only: true} -> {plan, statements, images}
   GET  /api/v1/images         ?database&client&since&until&type&keyword&policy&limit&offset
   GET  /api/v1/images/{backup_id}
+  GET  /api/v1/databases/{database}/spans ?dataserver  restorable spans, oldest full dump first
   POST /api/v1/images/{backup_id}/verify                               -> {job: id}
   GET  /api/v1/jobs           ?active&parent&limit
   GET  /api/v1/jobs/{id}      the job, its children
@@ -121,6 +122,9 @@ def make_app(ops, token: str) -> web.Application:
     async def image(request):
         return _json(await ops.get_image(request.match_info["backup_id"]))
 
+    async def spans(request):
+        return _json(await ops.spans(request.match_info["database"], dataserver=request.query.get("dataserver")))
+
     async def verify(request):
         job = await ops.start_verify(request.match_info["backup_id"])
         return _json({"job": job}, 202)
@@ -174,6 +178,7 @@ def make_app(ops, token: str) -> web.Application:
         web.get(f"{API}/images", images),
         web.get(f"{API}/images/{{backup_id}}", image),
         web.post(f"{API}/images/{{backup_id}}/verify", verify),
+        web.get(f"{API}/databases/{{database}}/spans", spans),
         web.get(f"{API}/jobs", jobs),
         web.get(f"{API}/jobs/{{job_id}}", job),
         web.get(f"{API}/jobs/{{job_id}}/log", job_log),

@@ -188,8 +188,8 @@ def test_not_less_not_greater(con):
     assert run(con, s) == [(3,)]
 
 
-def test_plus_is_left_alone():
-    assert sql("select 'a' + 'b', 1 + 2").sqlite == "select 'a' + 'b', 1 + 2"
+def test_plus_between_numbers_is_left_alone():
+    assert sql("select 'a' + 'b', 1 + 2").sqlite == "select 'a' || 'b', 1 + 2"
 
 
 def test_hints_are_dropped(con):
