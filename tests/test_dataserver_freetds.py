@@ -58,6 +58,15 @@ def test_errors_are_msg_lines(served, client):
     assert "Stored procedure 'selec' not found" in out  # a bare word starting a batch is a procedure call
 
 
+def test_getdate_is_a_datetime(served, client):
+    import datetime as dt
+
+    out = client("select getdate()\ngo\n").stdout
+    # a real datetime reaches the client, which formats it its own way (e.g. 'Nov 25 2026 10:42AM')
+    assert dt.datetime.now().strftime("%b") in out and str(dt.datetime.now().year) in out, out
+    assert "strftime" not in out, out  # an unnamed expression has an empty header, as on ASE
+
+
 def test_print_is_plain_text(served, client):
     r = client("print 'hello from the dataserver'\ngo\n")
     assert "hello from the dataserver" in r.stdout + r.stderr

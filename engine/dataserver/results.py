@@ -10,6 +10,7 @@ converter registered on the declared type), so clients show real dates.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 
@@ -17,6 +18,8 @@ from engine.tds.tokens import Column
 
 # Rows buffered to decide column types; later rows must fit what was decided.
 INFER_ROWS = 2000
+# getdate() comes back from SQLite as text in exactly this shape (see tsql_sqlite): a datetime to clients
+_GETDATE_TEXT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
 INT32 = range(-(2**31), 2**31)
 
 
@@ -41,6 +44,7 @@ def infer_columns(names: Sequence[str], rows: Iterable[Sequence], complete: bool
     When ``complete`` is false more rows follow, so string columns get room to
     spare rather than the exact widest value seen.
     """
+    rows = list(rows)
     kinds: list[set[type]] = [set() for _ in names]
     widths = [0] * len(names)
     wide_int = [False] * len(names)
@@ -61,13 +65,25 @@ def infer_columns(names: Sequence[str], rows: Iterable[Sequence], complete: bool
             columns.append(Column(name, "bigint" if wide else "int"))
         elif seen and seen <= {int, float, bool}:
             columns.append(Column(name, "float"))
-        elif seen == {dt.datetime}:
+        elif seen == {dt.datetime} or (seen == {str} and _all_getdate_text(rows, len(columns))):
             columns.append(Column(name, "datetime"))
         elif seen == {bytes}:
             columns.append(Column(name, "binary", width if complete else max(width, 255)))
         else:
             columns.append(Column(name, "varchar", max(width, 1) if complete else max(width, 255)))
     return columns
+
+
+def _datetime_or_none(text: str):
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f")
+    except ValueError:
+        return None  # a later row broke the shape the first rows had
+
+
+def _all_getdate_text(rows, i: int) -> bool:
+    values = [r[i] for r in rows if r[i] is not None]
+    return bool(values) and all(isinstance(v, str) and _GETDATE_TEXT.match(v) for v in values)
 
 
 def convert_row(columns: Sequence[Column], row: Sequence) -> tuple:
@@ -79,6 +95,8 @@ def convert_row(columns: Sequence[Column], row: Sequence) -> tuple:
         elif col.type == "varchar" and not isinstance(v, str):
             out.append(v.isoformat(sep=" ") if isinstance(v, dt.datetime) else
                        v.hex() if isinstance(v, bytes) else str(v))
+        elif col.type == "datetime" and isinstance(v, str):
+            out.append(_datetime_or_none(v))
         elif col.type == "float" and not isinstance(v, float):
             out.append(float(v))
         elif col.type in ("int", "bigint") and isinstance(v, bool):

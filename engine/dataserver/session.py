@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FETCH_ROWS = 500
+_COLUMN_NAME = re.compile(r"^[A-Za-z_@#][\w@#$]*$")
 # statements that change a database (logged), and among them those that change its schema
 DDL_KINDS = frozenset({"create_table", "drop_table", "create_index", "drop_index", "create_view", "drop_view",
                        "alter_table", "select_into"})
@@ -259,7 +261,8 @@ class Session:
             self.rowcount = max(cursor.rowcount, 0)
             yield Done(count=None if self.nocount else self.rowcount)
             return
-        names = [d[0] for d in cursor.description]
+        # ASE gives an unnamed expression (count(*), getdate(), 1) an empty header, not its text
+        names = [d[0] if _COLUMN_NAME.match(d[0] or "") else "" for d in cursor.description]
         columns = infer_columns(names, head, complete=not more)
         yield ResultFormat(columns)
         sent = 0
