@@ -67,6 +67,18 @@ def test_getdate_is_a_datetime(served, client):
     assert "strftime" not in out, out  # an unnamed expression has an empty header, as on ASE
 
 
+def test_control_of_flow_and_error_checks(served, client):
+    out = client(
+        "declare @i int\nselect @i = 0\nwhile @i < 3\nbegin\n  print 'pass %1!', @i\n  select @i = @i + 1\nend\n"
+        "if @i = 3 print 'loop done' else print 'loop wrong'\ngo\n"
+        "dump database no_such_db to '/tmp/never.dmp'\nif @@error != 0 print 'dump failed, as a script checks'\n"
+        "go\nraiserror 20001 'custom %1!', 'message'\ngo\n").stdout
+    assert "pass 0" in out and "pass 2" in out and "pass 3" not in out, out
+    assert "loop done" in out and "loop wrong" not in out
+    assert "Msg 911" in out and "dump failed, as a script checks" in out
+    assert "Msg 20001" in out and "custom message" in out
+
+
 def test_print_is_plain_text(served, client):
     r = client("print 'hello from the dataserver'\ngo\n")
     assert "hello from the dataserver" in r.stdout + r.stderr

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FETCH_ROWS = 500
+WHILE_LIMIT = 1_000_000  # a runaway while loop ends with an error rather than holding a session forever
 _COLUMN_NAME = re.compile(r"^[A-Za-z_@#][\w@#$]*$")
 # statements that change a database (logged), and among them those that change its schema
 DDL_KINDS = frozenset({"create_table", "drop_table", "create_index", "drop_index", "create_view", "drop_view",
@@ -59,33 +60,93 @@ class Session:
     # -- the TDS server's Session protocol ------------------------------------
     async def execute(self, sql: str) -> AsyncIterator:
         try:
-            statements = tsql.parse_batch(sql)
+            statements = tsql.parse_batch(sql, control_flow=True)
         except tsql.TSQLSyntaxError as e:
             self.error = e.number
             yield Error(e.number, 15, e.message, line=e.line)
             yield Done(error=True)
             return
+        try:
+            async for reply in self._run_block(statements):
+                yield reply
+        except _Return:
+            pass  # return ends the batch
+        except (_Break, _Continue):
+            yield Error(156, 15, "break or continue outside a while loop.")
+            yield Done(error=True)
+
+    async def _run_block(self, statements) -> AsyncIterator:
+        """Statements in order, with if/else and while (scripts test @@error after a dump)."""
         for stmt in statements:
-            self.command = tsql.statement_kind(stmt).upper()
-            try:
-                async for reply in self._run(stmt):
-                    yield reply
-                self.error = 0
-            except ServerError as e:
-                self.error = e.number
-                yield Error(e.number, e.severity, e.text, state=e.state, line=stmt.line)
-                yield Done(error=True)
-            except sqlite3.Error as e:
-                err = from_sqlite(e)
-                self.error = err.number
-                yield Error(err.number, err.severity, err.text, state=err.state, line=stmt.line)
-                yield Done(error=True)
-            except asyncio.CancelledError:
-                if self._con is not None:
-                    self._con.interrupt()
-                raise
-            finally:
-                self.command = "AWAITING COMMAND"
+            match stmt:
+                case tsql.If():
+                    holds = await self._condition(stmt)
+                    if holds is None:  # the condition itself failed: its error is out, the branch skipped
+                        yield self._last_error
+                        yield Done(error=True)
+                        continue
+                    async for r in self._run_block(stmt.then if holds else stmt.otherwise):
+                        yield r
+                case tsql.While():
+                    for _ in range(WHILE_LIMIT):
+                        holds = await self._condition(stmt)
+                        if holds is None:
+                            yield self._last_error
+                            yield Done(error=True)
+                        if not holds:
+                            break
+                        try:
+                            async for r in self._run_block(stmt.body):
+                                yield r
+                        except _Break:
+                            break
+                        except _Continue:
+                            continue
+                    else:
+                        yield Error(7236, 16, f"while loop stopped after {WHILE_LIMIT} iterations.", line=stmt.line)
+                        yield Done(error=True)
+                case tsql.Break():
+                    raise _Break
+                case tsql.Continue():
+                    raise _Continue
+                case tsql.Return():
+                    raise _Return
+                case _:
+                    async for r in self._run_one(stmt):
+                        yield r
+
+    async def _condition(self, stmt) -> bool | None:
+        try:
+            params = self.parameters(stmt.params)
+            row = await asyncio.to_thread(lambda: self._con.execute(stmt.sqlite, params).fetchone())
+            return bool(row and row[0])
+        except (ServerError, sqlite3.Error) as e:
+            err = from_sqlite(e) if isinstance(e, sqlite3.Error) else e
+            self.error = err.number
+            self._last_error = Error(err.number, err.severity, err.text, state=err.state, line=stmt.line)
+            return None
+
+    async def _run_one(self, stmt) -> AsyncIterator:
+        self.command = tsql.statement_kind(stmt).upper()
+        try:
+            async for reply in self._run(stmt):
+                yield reply
+            self.error = 0
+        except ServerError as e:
+            self.error = e.number
+            yield Error(e.number, e.severity, e.text, state=e.state, line=stmt.line)
+            yield Done(error=True)
+        except sqlite3.Error as e:
+            err = from_sqlite(e)
+            self.error = err.number
+            yield Error(err.number, err.severity, err.text, state=err.state, line=stmt.line)
+            yield Done(error=True)
+        except asyncio.CancelledError:
+            if self._con is not None:
+                self._con.interrupt()
+            raise
+        finally:
+            self.command = "AWAITING COMMAND"
 
     async def close(self) -> None:
         self.server.session_ended(self)
@@ -137,6 +198,14 @@ class Session:
             case tsql.Checkpoint():
                 await self._sql_quiet("pragma wal_checkpoint(passive)")
                 yield Done()
+            case tsql.Raiserror():
+                number = stmt.number
+                if isinstance(number, str):
+                    number = int(self.variables.get(_var(number)) or 50000)
+                text = self._format_print(tsql.Print(message=stmt.message or "", args=stmt.args,
+                                                     text=stmt.text, line=stmt.line))
+                self.error = number
+                raise ServerError(number, 16, text)
             case tsql.Waitfor():
                 await asyncio.sleep(self._wait_seconds(stmt))
                 yield Done()
@@ -342,6 +411,18 @@ class Session:
             except (TypeError, ValueError):
                 raise ServerError(102, 15, f"Incorrect syntax near '{value}': set rowcount takes a number.") from None
         # textsize, quoted_identifier, chained, isolation ...: accepted, no effect here
+
+
+class _Break(Exception):
+    pass
+
+
+class _Continue(Exception):
+    pass
+
+
+class _Return(Exception):
+    pass
 
 
 def _var(name: str) -> str:
