@@ -26,6 +26,7 @@ from engine.jobs.status import StatusError
 from gui.backup_dialog import BackupDialog
 from gui.backup_view import BackupView
 from gui.engine_link import EngineLink
+from gui.restore_view import RestoreView
 from gui.settings import GuiSettings, SettingsDialog
 
 try:  # written at the same time by a colleague; guarded until it lands
@@ -67,10 +68,9 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Views")
         self.backup_view = BackupView(home, self.settings)
-        self.restore_view = _placeholder(
-            "Select for Restore: the catalog browser (filters, images, the chain and timeline of a database) "
-            "comes with the next issue. Until then: `sybar list` and `sybar restore --image ID`.",
-            "Select for Restore")
+        self.restore_view = RestoreView(self.link)
+        self.restore_view.restoreRequested.connect(lambda image: self.spawn(self._open_restore(image)))
+        self.restore_view.restoreStarted.connect(lambda _job: self.show_view("progress"))
         if ProgressView is not None:
             self.progress_view = ProgressView(self.link)
         else:
@@ -163,7 +163,14 @@ class MainWindow(QMainWindow):
             return
         if ProgressView is not None and hasattr(self.progress_view, "start"):
             await self.progress_view.start()   # returns once the job list is loaded
+        await self.restore_view.start()        # the first page of the last two weeks' images
         self.spawn(self._watch_jobs())
+
+    async def _open_restore(self, image) -> None:
+        """Select for Restore -> the Restore dialog for that image (preview, confirmation, start)."""
+        dialog = self.restore_view.make_restore_dialog(image)
+        await dialog.load()
+        dialog.show()
 
     async def _watch_jobs(self) -> None:
         """Active script jobs for the tray; a notice when one ends (status != 0 warns)."""
@@ -293,7 +300,7 @@ class MainWindow(QMainWindow):
             t.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for child in (self.progress_view,):
+        for child in (self.progress_view, self.restore_view):
             close = getattr(child, "aclose", None) or getattr(child, "stop", None)
             if close is not None:
                 with contextlib.suppress(Exception):

@@ -37,6 +37,12 @@ async def take(window: MainWindow, out: str | Path, view: str = "backup", *, set
             name = next((r.path.name for r in bv.model.rows if r.kind == "script"), None)
         if name is not None and bv.select_file(name) >= 0:
             await bv.preview_row(bv.model.row_of(name))
+    if view == "restore" and hasattr(window.restore_view, "model"):
+        # select the newest image, so the picture shows its stripes and its chain
+        await settle(settle_s / 2)
+        rv = window.restore_view
+        if rv.model.rowCount() and hasattr(rv, "table"):
+            rv.table.selectRow(0)
     if view == "progress" and hasattr(window.progress_view, "model"):
         # show the newest running job (else the newest job): its log and its throughput chart
         await settle(settle_s / 2)

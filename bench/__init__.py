@@ -1,0 +1,1 @@
+"""Benchmarks: sybar beside restic, borg and zstd (issue 7). Run: python -m bench --help."""
