@@ -107,7 +107,7 @@ class BackupView(QWidget):
         self.restore_button = QPushButton("&Restore")
         self.restore_button.setAccessibleName("Restore")
         self.restore_button.setEnabled(False)
-        self.restore_button.setToolTip("Restores from a script come with the catalog browser (next issue)")
+        self.restore_button.setToolTip("Run the marked restore scripts (load database ... online database)")
         self.restore_button.clicked.connect(self.restoreRequested)
         bar = QHBoxLayout()
         bar.addWidget(self.marked, 1)
@@ -210,6 +210,7 @@ class BackupView(QWidget):
     def _checked_changed(self, n: int) -> None:
         self.marked.setText(f"{n} script{'s' if n != 1 else ''} marked")
         self.backup_button.setEnabled(n > 0)
+        self.restore_button.setEnabled(n > 0)
         self.settings.checked_scripts = self.model.checked_paths()
         try:
             self.settings.save(self.home)

@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self.link.message.connect(lambda m: self.statusBar().showMessage(m, 15000))
         self.link.connected.connect(lambda _s: self._update_status_line())
         self.backup_view.backupRequested.connect(self.open_backup_dialog)
+        self.backup_view.restoreRequested.connect(lambda: self.spawn(self.run_restore_scripts()))
         self._make_menus()
         self._make_tray()
 
@@ -236,6 +237,16 @@ class MainWindow(QMainWindow):
         dlg = self.make_backup_dialog()
         self.spawn(dlg.load())
         dlg.open()
+
+    async def run_restore_scripts(self) -> list[int]:
+        """Select for Backup's Restore: run each marked restore script through bphdb (as `sybar restore`)."""
+        paths = self.backup_view.model.checked_paths()
+        if not paths:
+            QMessageBox.information(self, "Restore", "Mark one or more restore scripts first.")
+            return []
+        jobs = [await self.link.client.restore_script(str(p)) for p in paths]
+        self._jobs_started(jobs, True)
+        return jobs
 
     def _jobs_started(self, jobs: list[int], show_progress: bool) -> None:
         self.statusBar().showMessage(f"Started backup job{'s' if len(jobs) != 1 else ''} "

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -106,6 +107,11 @@ class RestoreDialog(QDialog):
         self.preview_button.setAccessibleName("Preview restore plan")
         self.preview_button.setToolTip("Show the exact statements and images, before anything runs")
         self.preview_button.clicked.connect(self._preview_clicked)
+        self.save_button = QPushButton("Save as restore &script…")
+        self.save_button.setAccessibleName("Save as restore script")
+        self.save_button.setToolTip("Write this restore as a script + SQL file in the home's scripts folder, "
+                                    "to run again from Select for Backup")
+        self.save_button.clicked.connect(self._save_clicked)
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
         self.preview.setAccessibleName("Restore plan")
@@ -137,7 +143,11 @@ class RestoreDialog(QDialog):
         self.start_button.clicked.connect(self._start_clicked)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(self.preview_button)
+        buttons_row = QHBoxLayout()
+        buttons_row.addWidget(self.preview_button)
+        buttons_row.addWidget(self.save_button)
+        buttons_row.addStretch(1)
+        layout.addLayout(buttons_row)
         layout.addWidget(self.preview, 1)
         layout.addWidget(self.confirm_label)
         layout.addWidget(self.confirm)
@@ -223,6 +233,29 @@ class RestoreDialog(QDialog):
             self.preview_button.setEnabled(True)
         self.preview.setPlainText(self.plan.get("plan") or "\n".join(self.plan.get("statements") or []))
         return self.plan
+
+    def _save_clicked(self) -> None:
+        self.saving = asyncio.ensure_future(self.save_restore_script())
+
+    async def save_restore_script(self) -> str | None:
+        """The plan as a restore script in HOME/scripts (engine.bphdb.restore_script); returns its path."""
+        from engine.bphdb.restore_script import script_name, write_restore_script
+
+        plan = await self.preview_plan()
+        if plan is None:
+            return None
+        home = self.link.home
+        name = script_name(plan.get("target") or self.target(), self.image["backup_id"])
+        summary = f"restore image {self.image['backup_id']} into {plan.get('target')}" + (
+            f" until {self.until()}" if self.until() else "")
+        try:
+            script, _sql = await self.link.run_blocking(
+                lambda: write_restore_script(home.scripts, name, plan["statements"], summary=summary))
+        except StatusError as e:
+            self.error.setText(f"Not saved (status {e.status}): {e}")
+            return None
+        self.error.setText(f"Saved {script}; it runs from Select for Backup (Restore) or `sybar restore`.")
+        return str(script)
 
     def _start_clicked(self) -> None:
         self.started = asyncio.ensure_future(self.start_restore())

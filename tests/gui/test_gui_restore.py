@@ -378,3 +378,35 @@ def test_a_failed_restore_says_what_failed(view, loop, gui_served):
     assert job["status"] != 0, job
     assert "FAILED" in view.status.text() and str(job["status"]) in view.status.text()
     assert job["message"] and job["message"] in view.status.text()
+
+
+def test_save_as_restore_script_runs_from_select_for_backup(window, loop, made_images, gui_served):
+    """The dialog writes a restore script + SQL into the scripts folder; Select for Backup's Restore runs it."""
+    import subprocess
+    import sys
+
+    image = next(i for i in made_images if i["database"] == "mydb2")
+    dlg = RestoreDialog(window.link, image)
+    _run(loop, dlg.load())
+    target = "mydb2_from_script"
+    dlg.database.setText(target)
+    path = _run(loop, dlg.save_restore_script())
+    assert path, dlg.error.text()
+    assert path.startswith(str(gui_served.home / "scripts")) and (gui_served.home / "scripts" / (
+        path.rsplit("/", 1)[1] + ".sql")).exists()
+    lint = subprocess.run([sys.executable, "-m", "engine.cli", "lint", "--strict", path], capture_output=True,
+                          text=True, timeout=60)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert _run(loop, dlg.save_restore_script()) is None and "exists" in dlg.error.text()  # never overwrites
+
+    # Select for Backup lists it; mark it and press Restore
+    bv = window.backup_view
+    _run(loop, bv.start())
+    bv.model.set_checked(path, True)
+    assert bv.restore_button.isEnabled()
+    jobs = _run(loop, window.run_restore_scripts())
+    assert len(jobs) == 1
+    done = _run(loop, _wait_jobs_done(window.link.client, jobs), 260)
+    assert done[jobs[0]]["status"] == 0, _run(loop, window.link.client.job_log(jobs[0]))[-10:]
+    for table in ("customer", "orders"):
+        assert table_digest(gui_served.db_file(target), table) == table_digest(gui_served.db_file("mydb2"), table)
