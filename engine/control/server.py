@@ -44,12 +44,12 @@ def _json(data: Any, status: int = 200) -> web.Response:
 
 
 def _http_status(status: int) -> int:
-    # a few NetBackup codes mean "you asked for something that is not there"
-    if status in (227, 2850) or status == 71:
-        return 404 if status in (227, 71) else 422
-    if status in (150,):
+    """The HTTP status that goes with a NetBackup one: not found, conflict, bad request, or our fault."""
+    if status in (71, 227):          # none of the files exist / no entity was found
+        return 404
+    if status == 150:                # termination requested
         return 409
-    return 422 if status < 130 or status >= 196 else 500
+    return 500 if status in (130, 174) else 422
 
 
 def make_app(ops, token: str) -> web.Application:
