@@ -385,10 +385,18 @@ def test_save_as_restore_script_runs_from_select_for_backup(window, loop, made_i
     import subprocess
     import sys
 
-    image = next(i for i in made_images if i["database"] == "mydb2")
+    # an image of its own: other tests here corrupt mydb2's and change mydb after its dumps
+    from engine.dataserver.demo_data import fill_demo_database
+
+    assert "Msg" not in gui_served.sybar_isql("create database scriptsrc\ngo\n").stdout
+    fill_demo_database(gui_served.db_file("scriptsrc"), 2)
+    out = gui_served.sybar_isql('dump database scriptsrc to "sybackup::-POL Sybase_ASE" '
+                                'stripe on "sybackup::-POL Sybase_ASE"\ngo\n').stdout
+    assert "DUMP is complete" in out, out
+    image = _run(loop, window.link.client.images(database="scriptsrc"))[0]
     dlg = RestoreDialog(window.link, image)
     _run(loop, dlg.load())
-    target = "mydb2_from_script"
+    target = "scriptsrc_from_script"
     dlg.database.setText(target)
     path = _run(loop, dlg.save_restore_script())
     assert path, dlg.error.text()
@@ -409,4 +417,5 @@ def test_save_as_restore_script_runs_from_select_for_backup(window, loop, made_i
     done = _run(loop, _wait_jobs_done(window.link.client, jobs), 260)
     assert done[jobs[0]]["status"] == 0, _run(loop, window.link.client.job_log(jobs[0]))[-10:]
     for table in ("customer", "orders"):
-        assert table_digest(gui_served.db_file(target), table) == table_digest(gui_served.db_file("mydb2"), table)
+        assert table_digest(gui_served.db_file(target), table) == table_digest(gui_served.db_file("scriptsrc"),
+                                                                               table)
