@@ -26,23 +26,15 @@ from pathlib import Path
 
 from engine.backupserver import dumpformat as fmt
 from engine.backupserver.devices import StripeSource, describe
+from engine.backupserver.dump import PROGRESS_INTERVAL_S, DumpProgress
 from engine.backupserver.dumpformat import DumpFormatError, StripeHeader
 from engine.jobs.status import RESTORE_ERROR, TERMINATED_BY_ADMIN, StatusError
 
 #: Bytes asked of a source per read.
 READ_CHUNK = 256 << 10
-PROGRESS_INTERVAL_S = 0.2
-
-
-@dataclass(frozen=True)
-class LoadProgress:
-    stripe: int
-    stripes: int
-    bytes_done: int  # raw (database) bytes of this stripe written
-    bytes_total: int
-    pages_done: int
-    pages_total: int
-    stored_bytes: int = 0  # bytes read from the device so far
+# A load reports progress with the same record as a dump (bytes_done: raw bytes written to the target;
+# stored_bytes: bytes read from the device so far).
+LoadProgress = DumpProgress
 
 
 @dataclass(frozen=True)
