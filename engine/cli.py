@@ -24,10 +24,10 @@ from engine.jobs.status import SYSTEM_ERROR, StatusError
 log = logging.getLogger("sybar")
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
-        raise StatusError(SYSTEM_ERROR, f"--listen {text!r} is not HOST:PORT (for example 127.0.0.1:5000; port 0 "
+        raise StatusError(SYSTEM_ERROR, f"{option} {text!r} is not HOST:PORT (for example 127.0.0.1:5000; port 0 "
                                         "picks a free port)")
     return host.strip("[]") or "127.0.0.1", int(port)
 
@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--name", default=SERVER_NAME, help="dataserver name (default SYBAR)")
     serve.add_argument("--reset-sa-password", action="store_true",
                        help="set the sa password again from SYBAR_SA_PASSWORD")
+    serve.add_argument("--control-listen", metavar="HOST:PORT", default="127.0.0.1:0",
+                       help="control API address (default loopback, a free port; TLS when not loopback)")
+    serve.add_argument("--media-listen", metavar="HOST:PORT", default="127.0.0.1:0",
+                       help="media server address (default loopback, a free port; TLS when not loopback)")
+    serve.add_argument("--no-tls", action="store_true",
+                       help="never use TLS: then every listener must be on loopback")
+    serve.add_argument("--insecure-tds", action="store_true",
+                       help="allow --listen off loopback: TDS 5.0 has no TLS, logins and data cross in clear")
 
     isql = sub.add_parser("isql", help="Sybase-compatible isql client", add_help=False)
     isql.add_argument("args", nargs=argparse.REMAINDER)
@@ -145,7 +153,9 @@ def take_sa_password(server, reset: bool) -> None:
     The variable is removed from our environment either way, so no child
     process (scripts, isql) ever inherits it.
     """
-    password = os.environ.pop("SYBAR_SA_PASSWORD", None)
+    from engine.environ import take_secret
+
+    password = take_secret("SYBAR_SA_PASSWORD")  # also wiped from /proc/PID/environ
     if server.has_sa_password() and not reset:
         if password:
             print("sybar serve: SYBAR_SA_PASSWORD ignored: the sa password is already set "
@@ -162,12 +172,17 @@ def take_sa_password(server, reset: bool) -> None:
 
 def serve(args) -> int:
     from engine.daemon import Daemon
+    from engine.tls import Network, check_listeners
 
     home = Home.resolve(args.home).ensure()
     host, port = parse_listen(args.listen)
+    network = Network(control=parse_listen(args.control_listen, "--control-listen"),
+                      media=parse_listen(args.media_listen, "--media-listen"), tls=not args.no_tls,
+                      insecure_tds=args.insecure_tds)
+    check_listeners(network, host)  # off loopback only with TLS: refused before anything starts
     with home_lock(home):
         _file_logging(home)
-        daemon = Daemon(home, args.name)
+        daemon = Daemon(home, args.name, network=network)
         take_sa_password(daemon.dataserver, args.reset_sa_password)
         return asyncio.run(_serve_forever(daemon, host, port))
 

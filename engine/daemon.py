@@ -33,14 +33,23 @@ from engine.jobs.status import (
     StatusError,
 )
 from engine.media.supervisor import MediaSupervisor
+from engine.tls import Network, ensure_certificates, is_loopback, server_context
 
 log = logging.getLogger(__name__)
 
 NO_ENTITY = 227  # NetBackup: no entity was found
 
 
+def _url_host(host: str) -> str:
+    """A listening address as clients reach it: a wildcard is reached on loopback; IPv6 in brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 class Daemon:
-    def __init__(self, home: Home, name: str = "SYBAR"):
+    def __init__(self, home: Home, name: str = "SYBAR", network: Network | None = None):
+        self.network = network or Network()   # where control and media listen; TLS off loopback
         self.home = home
         self.config = load_config(home)
         self.catalog = Catalog(home.root / "catalog.db")
@@ -50,6 +59,7 @@ class Daemon:
         self.agent = ArchiveAgent(self)
         self.dataserver.archive = self.agent
         self.media = MediaSupervisor(home, {u.name: str(u.path) for u in self.config.storage_units.values()},
+                                     host=self.network.media[0], port=self.network.media[1],
                                      on_start=self._media_started)
         self.token = ensure_token(home)
         self.script_jobs: dict[int, int] = {}      # script pid (= session id of what it starts) -> job id
@@ -68,8 +78,12 @@ class Daemon:
         ds_host, ds_port = await self.dataserver.start(host, port)
         write_client_files(self.home, self.dataserver.name, ds_host, ds_port)
         self.addresses["dataserver"] = f"{ds_host}:{ds_port}"
-        self._control, (c_host, c_port) = await serve_control(self, self.token, "127.0.0.1", 0)
-        self.addresses["control"] = f"http://{c_host}:{c_port}"
+        # the home CA and server certificate (made on first start): TLS on every listener off loopback
+        ensure_certificates(self.home, (host, self.network.control[0], self.network.media[0]))
+        c_tls = not is_loopback(self.network.control[0])
+        self._control, (c_host, c_port) = await serve_control(
+            self, self.token, *self.network.control, ssl_context=server_context(self.home) if c_tls else None)
+        self.addresses["control"] = f"{'https' if c_tls else 'http'}://{_url_host(c_host)}:{c_port}"
         await self.media.ensure_running()  # writes control.json through _media_started
 
     def _media_started(self, address: tuple[str, int]) -> None:
@@ -82,6 +96,7 @@ class Daemon:
         write_private_file(self.home.root / "control.json", json.dumps({
             "url": self.addresses["control"], "pid": os.getpid(), "dataserver": self.addresses["dataserver"],
             "media": self.addresses.get("media"), "media_pid": self.media.pid, "started": self._started,
+            "tls": {"control": self.addresses["control"].startswith("https:"), "media": self.media_tls},
         }) + "\n")
 
     async def stop(self) -> None:
@@ -94,6 +109,11 @@ class Daemon:
         (self.home.root / "control.json").unlink(missing_ok=True)
         await self.media.stop()
         await self.dataserver.stop()
+
+    @property
+    def media_tls(self) -> bool:
+        """The media server speaks TLS when it listens off loopback (engine/media/main.py decides the same)."""
+        return not is_loopback(self.network.media[0])
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.create_task(coro)

@@ -281,3 +281,42 @@ def fingerprint(home: Home) -> str:
 
     cert = x509.load_pem_x509_certificate(tls_files(home).server_cert.read_bytes())
     return cert.fingerprint(hashes.SHA256()).hex(":")
+
+
+# -- which listeners may open, and with what ----------------------------------------------------
+@dataclass(frozen=True)
+class Network:
+    """Where `sybar serve` listens (the dataserver's TDS address is `--listen`)."""
+
+    control: tuple[str, int] = ("127.0.0.1", 0)
+    media: tuple[str, int] = ("127.0.0.1", 0)
+    tls: bool = True              # TLS on every listener off loopback; False: refuse to listen off loopback
+    insecure_tds: bool = False    # allow TDS (no TLS in FreeTDS's TDS 5.0) off loopback
+
+
+def check_listeners(network: Network, tds_host: str) -> None:
+    """Refuse, before anything starts, to listen off loopback without TLS (status 20)."""
+    if not is_loopback(tds_host) and not network.insecure_tds:
+        raise StatusError(
+            20, f"sybar serve will not listen for TDS on {tds_host or '*'}: TDS 5.0 as FreeTDS speaks it has no "
+                "TLS, so logins and data would cross the network in clear. Listen on 127.0.0.1 (scripts run on "
+                "this host), or pass --insecure-tds to accept that on a network you trust.")
+    for role, (host, _port) in (("control API", network.control), ("media server", network.media)):
+        if not is_loopback(host) and not network.tls:
+            raise StatusError(
+                20, f"sybar serve will not listen on {host or '*'} for the {role} without TLS: drop --no-tls "
+                    "(the home's certificates are made at start), or listen on 127.0.0.1.")
+
+
+def wrap_client_socket(ctx: ssl.SSLContext, sock: socket.socket, host: str, what: str) -> ssl.SSLSocket:
+    """The TLS handshake on a connected socket; a failure closes it and says what to check."""
+    try:
+        return ctx.wrap_socket(sock, server_hostname=host.strip("[]"))
+    except ssl.SSLCertVerificationError as e:
+        sock.close()
+        raise StatusError(58, f"the TLS certificate of {what} did not verify ({e.verify_message}): the client's "
+                              "HOME/tls/ca.pem must be a copy of the server home's") from None
+    except ssl.SSLError as e:
+        sock.close()
+        raise StatusError(58, f"the TLS handshake with {what} failed ({e.reason or e}): is that a sybar "
+                              "listener with TLS?") from None

@@ -87,7 +87,14 @@ class ArchiveAgent:
         host, port = self.daemon.media.address or ("127.0.0.1", 0)
         if self._secret is None:
             self._secret = ensure_media_secret(self.daemon.home)
-        return MediaClient(host, port, self._secret)
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"  # a wildcard listener is reached on loopback (its certificate names 127.0.0.1)
+        tls = None
+        if getattr(self.daemon, "media_tls", False):
+            from engine.tls import client_context
+
+            tls = client_context(self.daemon.home)
+        return MediaClient(host, port, self._secret, ssl_context=tls)
 
     def _watch_cancel(self, job_id: int, event: threading.Event) -> None:
         self._cancels.setdefault(job_id, set()).add(event)

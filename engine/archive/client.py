@@ -147,6 +147,10 @@ class _Channel:
         c = self.client
         try:
             sock = socket.create_connection((c.host, c.port), timeout=c.connect_timeout)
+            if c.ssl_context is not None:
+                from engine.tls import wrap_client_socket
+
+                sock = wrap_client_socket(c.ssl_context, sock, c.host, f"the media server at {c.address}")
         except TimeoutError:
             raise StatusError(
                 NETWORK_TIMEOUT,
@@ -302,12 +306,14 @@ class MediaClient:
         timeout: float = DEFAULT_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         long_timeout: float = DEFAULT_LONG_TIMEOUT,
+        ssl_context: Any = None,
     ):
         if not isinstance(secret, bytes | bytearray) or len(secret) < 16:
             raise ValueError("the media secret must be at least 16 bytes")
         self.host = host
         self.port = int(port)
         self._secret = bytes(secret)
+        self.ssl_context = ssl_context  # a media server off loopback speaks TLS (engine.tls.client_context)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.long_timeout = max(long_timeout, timeout)

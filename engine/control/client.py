@@ -27,9 +27,10 @@ STATE_FILE = "control.json"
 
 
 class ControlClient:
-    def __init__(self, url: str, token: str):
+    def __init__(self, url: str, token: str, ssl_context=None):
         self.url = url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
+        self._ssl = ssl_context   # an https URL: verify against the home CA (engine.tls.client_context)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> ControlClient:
@@ -40,7 +41,8 @@ class ControlClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(headers=self._headers,
+            connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+            self._session = aiohttp.ClientSession(headers=self._headers, connector=connector,
                                                   timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         return self._session
 
@@ -147,7 +149,12 @@ async def _answering(home: Home) -> ControlClient | None:
     token = read_token(home)
     if not state or not token or not _alive(int(state.get("pid", 0))):
         return None
-    client = ControlClient(state["url"], token)
+    ssl_context = None
+    if str(state.get("url", "")).startswith("https:"):
+        from engine.tls import client_context
+
+        ssl_context = client_context(home)   # the home CA: a server with another certificate is refused
+    client = ControlClient(state["url"], token, ssl_context)
     try:
         await client.status()
         return client

@@ -18,6 +18,7 @@ One API for the CLI and the GUI (DESIGN.md §2). Version prefix /api/v1.
   GET  /api/v1/events         ?job=ID   text/event-stream, one JSON event per message
 
 Every request needs ``Authorization: Bearer TOKEN`` (HOME/control.token).
+Off loopback the API is HTTPS only (engine/tls.py; control.json says so).
 Errors answer ``{"status": NetBackup code, "message": sentence}``.
 """
 
@@ -189,10 +190,12 @@ def make_app(ops, token: str) -> web.Application:
     return app
 
 
-async def serve_control(ops, token: str, host: str, port: int) -> tuple[web.AppRunner, tuple[str, int]]:
+async def serve_control(ops, token: str, host: str, port: int,
+                        ssl_context=None) -> tuple[web.AppRunner, tuple[str, int]]:
+    """Listen on host:port; with ssl_context (the daemon gives one off loopback), HTTPS only."""
     runner = web.AppRunner(make_app(ops, token), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     addr = site._server.sockets[0].getsockname()  # the real port when 0 was asked
     return runner, (addr[0], addr[1])

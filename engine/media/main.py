@@ -24,6 +24,7 @@ from engine.media.secret import ensure_media_secret
 from engine.media.server import MediaServer
 from engine.storage.base import StorageUnit, validate_unit_name
 from engine.storage.disk import DiskStorageUnit
+from engine.tls import is_loopback, server_context
 
 log = logging.getLogger("sybar.media")
 
@@ -75,8 +76,10 @@ async def run(home: Home, host: str, port: int, units: dict[str, StorageUnit], r
         if prepare is not None:
             await prepare()
     media = MediaServer(units, secret)
+    # off loopback the media server speaks TLS only (the home's certificate, engine/tls.py)
+    ssl_context = None if is_loopback(host) else server_context(home)
     try:
-        await media.start(host, port)
+        await media.start(host, port, ssl=ssl_context)
     except OSError as e:
         print(f"sybar media: can't listen on {_fmt_addr(host, port)}: {e.strerror or e}", file=sys.stderr)
         return 1
@@ -85,7 +88,8 @@ async def run(home: Home, host: str, port: int, units: dict[str, StorageUnit], r
         loop.add_signal_handler(sig, stop.set)
     bound_host, bound_port = media.address
     listing = ", ".join(f"{u.name}={getattr(u, 'path', '?')}" for u in units.values())
-    ready(f"sybar media server listening on {_fmt_addr(bound_host, bound_port)} (storage units: {listing})")
+    tls = " with TLS" if ssl_context is not None else ""
+    ready(f"sybar media server listening on {_fmt_addr(bound_host, bound_port)}{tls} (storage units: {listing})")
     log.info("listening on %s; storage units: %s", _fmt_addr(bound_host, bound_port), listing)
     await stop.wait()
     log.info("stopping: %d connections open", media.active_connections)

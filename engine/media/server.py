@@ -147,8 +147,10 @@ class MediaServer:
         return f"MediaServer(units={self.unit_names()!r})"
 
     # -- lifecycle
-    async def start(self, host: str, port: int) -> asyncio.Server:
-        self.server = await asyncio.start_server(self._handle, host, port, limit=STREAM_LIMIT, backlog=128)
+    async def start(self, host: str, port: int, ssl: Any = None) -> asyncio.Server:
+        """Listen; with an ssl.SSLContext (engine.tls.server_context: main.py gives one off loopback), TLS only."""
+        self.server = await asyncio.start_server(self._handle, host, port, limit=STREAM_LIMIT, backlog=128,
+                                                 ssl=ssl, ssl_handshake_timeout=30 if ssl else None)
         return self.server
 
     @property

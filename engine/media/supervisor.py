@@ -20,11 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class MediaSupervisor:
-    def __init__(self, home: Home, units: dict[str, str], host: str = "127.0.0.1", on_start=None):
+    def __init__(self, home: Home, units: dict[str, str], host: str = "127.0.0.1", on_start=None, port: int = 0):
         self.home = home
         self.on_start = on_start      # called with the new address after every (re)start
         self.units = units  # storage unit name -> path
         self.host = host
+        self.port = port    # 0: a free port each (re)start; off loopback it speaks TLS (engine/media/main.py)
         self.proc: asyncio.subprocess.Process | None = None
         self.address: tuple[str, int] | None = None
         self._lock = asyncio.Lock()
@@ -54,7 +55,7 @@ class MediaSupervisor:
             "--home",
             str(self.home.root),
             "--listen",
-            f"{self.host}:0",
+            f"{self.host}:{self.port}",
         ]
         for name, path in self.units.items():
             args += ["--unit", f"{name}={path}"]
