@@ -15,6 +15,7 @@ CLIENT_ABORTED = 50
 CONNECTION_REFUSED = 57
 CANT_CONNECT = 58
 MEDIA_WRITE_ERROR = 84
+WORM_LOCK_ERROR = 88  # a WORM (immutable, indelible) image or object is locked until its unlock time
 SYSTEM_ERROR = 130
 TERMINATED_BY_ADMIN = 150
 SNAPSHOT_ERROR = 156
@@ -37,6 +38,7 @@ MEANING = {
     CONNECTION_REFUSED: "client connection refused",
     CANT_CONNECT: "can't connect to client",
     MEDIA_WRITE_ERROR: "media write error",
+    WORM_LOCK_ERROR: "OpenStorage WORM lock error",
     SYSTEM_ERROR: "system error occurred",
     TERMINATED_BY_ADMIN: "termination requested by administrator",
     SNAPSHOT_ERROR: "snapshot error encountered",

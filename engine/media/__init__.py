@@ -59,7 +59,11 @@ address. Then the client sends ONE request (a J frame) per connection:
     Reads and checks everything: ``J {"ok": true, "bytes", "checksum",
     "blocks", "raw_bytes", "stripe_digest", ...}`` or E (2850).
 ``{"op": "remove", "name": N, "unit": U|null}`` -> ``J {"ok": true, "removed": bool, "unit"}``
-``{"op": "stat", "name": N, "unit": U|null}`` -> ``J {"ok": true, "object": {name, size, mtime, unit} | null}``
+``{"op": "stat", "name": N, "unit": U|null}`` -> ``J {"ok": true, "object": {name, size, mtime, unit[, locked_until]} | null}``
+``{"op": "lock", "name": N, "unit": U|null, "until": T}`` -> ``J {"ok": true, "name", "unit", "locked_until"}``
+    WORM-locks a committed object until Unix time T (or extends its lock);
+    a shorter lock is refused (88). A locked object cannot be removed or
+    overwritten before its unlock time: ``remove`` answers E (88) naming it.
 ``{"op": "list", "prefix": P, "unit": U|null}``
     J frames ``{"objects": [{name, size, mtime, unit}, ...]}`` (at most 500
     each), then ``Z {"ok": true, "count": N}``.

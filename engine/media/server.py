@@ -29,6 +29,7 @@ from engine.jobs.status import (
     NETWORK_TIMEOUT,
     RESTORE_ERROR,
     SYSTEM_ERROR,
+    WORM_LOCK_ERROR,
     StatusError,
 )
 from engine.media import protocol as p
@@ -300,6 +301,7 @@ class MediaServer:
                 "stat": self._stat,
                 "temporaries": self._temporaries,
                 "remove_temporary": self._remove_temporary,
+                "lock": self._lock,
             }.get(op)
             if handler is None:
                 raise StatusError(BACKUP_FAILED, f"the media server does not know the request {op!r}")
@@ -504,6 +506,19 @@ class MediaServer:
                 log.info("removed object %s from storage unit %s", name, unit.name)
                 break
         await conn.send_json({"ok": True, "name": name, "removed": removed, "unit": unit_name})
+
+    async def _lock(self, conn: _Conn, req: dict) -> None:
+        """WORM-lock (or extend the lock of) an object until req["until"]."""
+        until = req.get("until")
+        if not isinstance(until, int | float) or isinstance(until, bool):
+            raise StatusError(BACKUP_FAILED, f"until {str(until)[:40]!r} is not a Unix time")
+        name, unit = await self._locate(req, WORM_LOCK_ERROR)
+        lock = getattr(unit, "lock", None)
+        if lock is None:
+            raise StatusError(WORM_LOCK_ERROR, f"storage unit {unit.name} cannot WORM-lock objects")
+        held = await lock(name, float(until))
+        log.info("WORM-locked object %s on storage unit %s until %s", name, unit.name, held)
+        await conn.send_json({"ok": True, "name": name, "unit": unit.name, "locked_until": held})
 
     async def _stat(self, conn: _Conn, req: dict) -> None:
         name = validate_object_name(req.get("name"))

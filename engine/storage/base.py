@@ -35,13 +35,26 @@ class ObjectInfo:
     size: int
     mtime: float
     unit: str = ""  # the storage unit holding it, when the lister knows
+    #: WORM unlock time (Unix seconds) from the unit's own lock record; None: not locked.
+    #: Only ``stat`` reads lock records (listings leave it None).
+    locked_until: float | None = None
 
     def to_json(self) -> dict:
-        return {"name": self.name, "size": self.size, "mtime": self.mtime, "unit": self.unit}
+        out = {"name": self.name, "size": self.size, "mtime": self.mtime, "unit": self.unit}
+        if self.locked_until is not None:
+            out["locked_until"] = self.locked_until
+        return out
 
     @classmethod
     def from_json(cls, obj: dict) -> ObjectInfo:
-        return cls(str(obj["name"]), int(obj["size"]), float(obj["mtime"]), str(obj.get("unit", "")))
+        locked = obj.get("locked_until")
+        return cls(
+            str(obj["name"]),
+            int(obj["size"]),
+            float(obj["mtime"]),
+            str(obj.get("unit", "")),
+            None if locked is None else float(locked),
+        )
 
 
 @dataclass(frozen=True)
@@ -118,7 +131,16 @@ class StorageUnit(Protocol):
         """A reader of a committed object (StatusError 2850 when there is none)."""
 
     async def remove(self, name: str) -> bool:
-        """Remove a committed object; False when there was none."""
+        """Remove a committed object; False when there was none. Refuses (StatusError
+        88) while the object is WORM-locked."""
+
+    async def lock(self, name: str, until: float) -> float:
+        """WORM-lock a committed object until ``until`` (Unix seconds): it cannot be
+        removed or overwritten before then. A lock is only ever extended; a shorter
+        one is refused (StatusError 88). Returns the unlock time in force."""
+
+    async def locked_until(self, name: str) -> float | None:
+        """The unlock time of an object's WORM lock (None: no lock record)."""
 
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """The committed objects whose names start with prefix, in no set order."""

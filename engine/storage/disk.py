@@ -4,6 +4,17 @@ Layout of a unit at PATH (folders 0700, files 0600)::
 
     PATH/NAME                           committed objects, one file each
     PATH/.incoming/NAME.<12 hex>.part   objects being written (or left by a crash)
+    PATH/.locks/NAME                    WORM lock record of object NAME (JSON, 0600)
+
+WORM: ``lock(name, until)`` writes the object's lock record (unlock time,
+written to a temporary, fsynced, renamed, directory fsynced) and makes the
+object read-only (0400). Until the unlock time, ``remove`` refuses the object
+and ``create`` refuses its name (StatusError 88), whatever the catalog says; a
+lock is only ever extended. The unit reads the record on every remove, create
+and stat, so it enforces the lock on its own. Limit: a file mode and a lock
+record stop sybar and mistakes, not an attacker with the account's rights on
+the directory; real immutability on disk needs the file system's immutable
+attribute (``chattr +i``, root) or an object-lock store.
 
 A writer creates its temporary with O_EXCL and holds an exclusive flock(2) on
 it until it is committed or aborted; ``temporaries()`` reports a temporary
@@ -26,17 +37,20 @@ import concurrent.futures
 import contextlib
 import errno
 import fcntl
+import json
+import math
 import os
 import re
 import stat
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from engine.backupserver.devices import media_error
-from engine.jobs.status import MEDIA_WRITE_ERROR, RESTORE_ERROR, StatusError
+from engine.jobs.status import MEDIA_WRITE_ERROR, RESTORE_ERROR, WORM_LOCK_ERROR, StatusError
 from engine.storage.base import (
     MAX_NAME,
     ObjectInfo,
@@ -49,6 +63,7 @@ from engine.storage.base import (
 #: Bytes gathered before one write(2); also the largest read(2).
 WRITE_CHUNK = 1 << 20
 INCOMING = ".incoming"
+LOCKS = ".locks"
 #: Entries examined per worker-thread call while listing.
 LIST_BATCH = 256
 
@@ -93,6 +108,14 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _when(t: float) -> str:
+    if not math.isfinite(t):
+        return "an unknown time (its lock record cannot be read, so it stays locked)"
+    from datetime import datetime
+
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
 
 
 def _is_locked(path: Path) -> bool | None:
@@ -318,6 +341,7 @@ class DiskStorageUnit:
         self.name = validate_unit_name(name)
         self.path = Path(os.path.abspath(path))
         self.incoming = self.path / INCOMING
+        self.locks = self.path / LOCKS
         self.write_chunk = write_chunk
         self._ready = False
 
@@ -334,6 +358,94 @@ class DiskStorageUnit:
             f"storage unit {self.name} already holds an object named {name}; backup objects are never "
             "overwritten: store it under a new name",
         )
+
+    # -- WORM locks
+    def _read_lock(self, name: str) -> float | None:
+        """The unlock time in an object's lock record; None without one; math.inf
+        when the record is there but cannot be read (it then stays locked)."""
+        try:
+            with open(self.locks / name, "rb") as f:
+                data = f.read(4096)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError:
+            return math.inf
+        try:
+            until = float(json.loads(data)["unlock_time"])
+        except (ValueError, KeyError, TypeError):
+            return math.inf
+        return until if not math.isnan(until) else math.inf
+
+    def _locked(self, name: str, until: float, action: str) -> StatusError:
+        return StatusError(
+            WORM_LOCK_ERROR,
+            f"storage unit {self.name}: object {name} is WORM-locked until {_when(until)}; it cannot be "
+            f"{action} before its unlock time (a lock can only be extended)",
+        )
+
+    def _check_unlocked(self, name: str, action: str) -> None:
+        until = self._read_lock(name)
+        if until is not None and until > time.time():
+            raise self._locked(name, until, action)
+
+    def _lock_sync(self, name: str, until: float) -> float:
+        path = self.path / name
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise StatusError(
+                WORM_LOCK_ERROR, f"storage unit {self.name} holds no object named {name} to WORM-lock"
+            ) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise StatusError(WORM_LOCK_ERROR, f"storage unit {self.name}: {name} is not a backup object")
+        current = self._read_lock(name)
+        if current is not None and until < current:
+            raise StatusError(
+                WORM_LOCK_ERROR,
+                f"storage unit {self.name}: object {name} is WORM-locked until {_when(current)}; its lock "
+                f"cannot be shortened to {_when(until)} (a lock can only be extended)",
+            )
+        if current is None or until > current:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.locks, 0o700)
+            record = {"object": name, "unit": self.name, "unlock_time": until, "unlock": _when(until),
+                      "set": time.time()}  # fmt: skip
+            tmp = self.locks / f".{name}.{uuid.uuid4().hex[:12]}.tmp"
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600
+            )
+            try:
+                os.write(fd, json.dumps(record).encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, self.locks / name)
+            _fsync_dir(self.locks)
+        if stat.S_IMODE(st.st_mode) != 0o400:
+            os.chmod(path, 0o400)  # read-only from now on
+        return until if current is None else max(until, current)
+
+    async def lock(self, name: str, until: float) -> float:
+        """WORM-lock a committed object until ``until`` (see the module doc)."""
+        validate_object_name(name)
+        until = float(until)
+        if math.isnan(until):
+            raise StatusError(WORM_LOCK_ERROR, f"the unlock time for object {name} is not a number")
+        await self._ensure()
+        try:
+            return await _call(self._lock_sync, name, until)
+        except OSError as e:
+            raise media_error(
+                self.locks,
+                f"storage unit {self.name}: WORM-locking object {name} in",
+                e,
+                WORM_LOCK_ERROR,
+                _ADVICE.get(e.errno or 0, "check the storage unit's directory and retry"),
+            ) from e
+
+    async def locked_until(self, name: str) -> float | None:
+        validate_object_name(name)
+        return await _call(self._read_lock, name)
 
     def _make_dirs(self) -> None:
         os.makedirs(self.path, mode=0o700, exist_ok=True)
@@ -369,6 +481,7 @@ class DiskStorageUnit:
         tmp = self.incoming / f"{name}.{uuid.uuid4().hex[:12]}.part"
 
         def open_tmp() -> int:
+            self._check_unlocked(name, "overwritten")
             if os.path.lexists(final):
                 raise self._exists(name)
             fd = os.open(
@@ -450,7 +563,8 @@ class DiskStorageUnit:
             ) from e
         if not stat.S_ISREG(st.st_mode):
             return None
-        return ObjectInfo(name, st.st_size, st.st_mtime, self.name)
+        locked = await _call(self._read_lock, name)
+        return ObjectInfo(name, st.st_size, st.st_mtime, self.name, locked)
 
     async def remove(self, name: str) -> bool:
         validate_object_name(name)
@@ -463,11 +577,15 @@ class DiskStorageUnit:
                 return False
             if not stat.S_ISREG(st.st_mode):
                 return False
+            self._check_unlocked(name, "removed")
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 return False
             _fsync_dir(self.path)
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(self.locks / name)  # an expired lock goes with its object
+                _fsync_dir(self.locks)
             return True
 
         try:
