@@ -259,6 +259,15 @@ class Daemon:
         images = await asyncio.to_thread(self.catalog.list_images, **filters)
         return [i.to_json() for i in images]
 
+    async def count_images(self, **filters) -> int:
+        return await asyncio.to_thread(self.catalog.count_images, **filters)
+
+    async def catalog_facets(self) -> dict:
+        """What the browser's server, client and database filters can choose from."""
+        def facets() -> dict:
+            return {key + "s": self.catalog.distinct_values(key) for key in ("dataserver", "client", "database")}
+        return await asyncio.to_thread(facets)
+
     async def spans(self, database: str, dataserver: str | None = None) -> list[dict]:
         from engine.catalog.chains import restorable_spans
 

@@ -10,10 +10,11 @@ import asyncio
 from datetime import datetime
 from datetime import time as dtime
 
-from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtCore import QDate, QStringListModel, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QCompleter,
     QDateEdit,
     QGroupBox,
     QHBoxLayout,
@@ -121,6 +122,21 @@ class RestoreView(QWidget):
         self.type.setAccessibleName("Dump type")
         for text, value in TYPES:
             self.type.addItem(text, value)
+        # Server and client: editable, offered what the catalog holds (NetBackup's source client list)
+        self.server = QComboBox()
+        self.server.setEditable(True)
+        self.server.setAccessibleName("Server")
+        self.server.setToolTip("The dataserver the images were dumped from")
+        self.server.lineEdit().setPlaceholderText("all servers")
+        self.client = QComboBox()
+        self.client.setEditable(True)
+        self.client.setAccessibleName("Client")
+        self.client.setToolTip("The client (host) that ran the backups")
+        self.client.lineEdit().setPlaceholderText("all clients")
+        self.database_names = QStringListModel(self)
+        completer = QCompleter(self.database_names, self)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.database.setCompleter(completer)
         self.keyword = QLineEdit()
         self.keyword.setPlaceholderText("any keyword")
         self.keyword.setAccessibleName("Keyword")
@@ -128,12 +144,15 @@ class RestoreView(QWidget):
         self.search_button.setAccessibleName("Search")
         self.search_button.setDefault(True)
         self.search_button.clicked.connect(self.search)
-        for line in (self.database, self.keyword):
+        for line in (self.database, self.keyword, self.server.lineEdit(), self.client.lineEdit()):
             line.returnPressed.connect(self.search)
+        self.server.activated.connect(lambda _i: self.search())
+        self.client.activated.connect(lambda _i: self.search())
 
         filters = QHBoxLayout()
-        for text, w in (("From:", self.date_from), ("To:", self.date_to), ("Database:", self.database),
-                        ("Type:", self.type), ("Keyword:", self.keyword)):
+        for text, w in (("From:", self.date_from), ("To:", self.date_to), ("Server:", self.server),
+                        ("Client:", self.client), ("Database:", self.database), ("Type:", self.type),
+                        ("Keyword:", self.keyword)):
             label = QLabel(text)
             label.setBuddy(w)
             filters.addWidget(label)
@@ -227,7 +246,24 @@ class RestoreView(QWidget):
     async def start(self) -> None:
         """The first search (the last two weeks); returns once the first page has arrived."""
         self.search()
-        await self.model.wait_idle()
+        await asyncio.gather(self.model.wait_idle(), self.load_choices())
+
+    async def load_choices(self) -> None:
+        """Offer the catalog's servers, clients and databases in the filters (typing stays allowed)."""
+        try:
+            facets = await self.link.client.facets()
+        except StatusError:
+            return          # the filters still take typed names
+        for combo, values in ((self.server, facets.get("dataservers") or []),
+                              (self.client, facets.get("clients") or [])):
+            text = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem("")           # all
+            combo.addItems(values)
+            combo.setCurrentText(text)
+            combo.blockSignals(False)
+        self.database_names.setStringList(facets.get("databases") or [])
 
     async def aclose(self) -> None:
         tasks = [t for t in self._tasks if not t.done()]
@@ -240,7 +276,9 @@ class RestoreView(QWidget):
         since = datetime.combine(self.date_from.date().toPython(), dtime.min).timestamp()
         until = datetime.combine(self.date_to.date().toPython(), dtime.max).timestamp()
         return {"since": since, "until": until, "database": self.database.text().strip() or None,
-                "type": self.type.currentData(), "keyword": self.keyword.text().strip() or None}
+                "type": self.type.currentData(), "keyword": self.keyword.text().strip() or None,
+                "dataserver": self.server.currentText().strip() or None,
+                "client": self.client.currentText().strip() or None}
 
     def search(self) -> None:
         self._clear_details()
@@ -251,14 +289,13 @@ class RestoreView(QWidget):
         if loading:
             self.status.setText("Loading images …")
 
-    def _on_page(self, rows: int) -> None:
-        more = "" if self.model.exhausted else " (scroll for more)"
-        self.status.setText(f"{rows} image{'s' if rows != 1 else ''}{more}")
+    def _on_page(self, total: int) -> None:
+        self.status.setText(f"{total:,} image{'s' if total != 1 else ''} match")
 
     # ------------------------------------------------------------ selection, details
     def selected_images(self) -> list[dict]:
         rows = sorted({ix.row() for ix in self.table.selectionModel().selectedRows()})
-        return [self.model.image(r) for r in rows]
+        return [img for img in map(self.model.image, rows) if img is not None]   # not painted yet: not chosen
 
     def select_row(self, row: int) -> None:
         self.table.selectRow(row)

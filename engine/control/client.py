@@ -84,6 +84,14 @@ class ControlClient:
     async def images(self, **filters) -> list[dict]:
         return await self._call("GET", "/images", params=filters)
 
+    async def count_images(self, **filters) -> int:
+        """How many images match the filters (as ``images`` takes them, without limit and offset)."""
+        return (await self._call("GET", "/catalog/count", params=filters))["count"]
+
+    async def facets(self) -> dict:
+        """The catalog's dataservers, clients and databases: ``{"dataservers": [...], ...}``."""
+        return await self._call("GET", "/catalog/facets")
+
     async def image(self, backup_id: str) -> dict:
         return await self._call("GET", f"/images/{backup_id}")
 

@@ -115,6 +115,10 @@ def make_app(ops, token: str) -> web.Application:
         for key in ("limit", "offset"):
             if q.get(key):
                 out[key] = int(q[key])
+        if q.get("order"):
+            if q["order"] not in ("newest", "oldest"):
+                raise ValueError("order: give newest or oldest")
+            out["newest_first"] = q["order"] == "newest"
         return out
 
     async def images(request):
@@ -125,6 +129,13 @@ def make_app(ops, token: str) -> web.Application:
 
     async def spans(request):
         return _json(await ops.spans(request.match_info["database"], dataserver=request.query.get("dataserver")))
+
+    async def image_count(request):
+        f = {k: v for k, v in filters(request.query).items() if k not in ("limit", "offset", "newest_first")}
+        return _json({"count": await ops.count_images(**f)})
+
+    async def facets(request):
+        return _json(await ops.catalog_facets())
 
     async def verify(request):
         job = await ops.start_verify(request.match_info["backup_id"])
@@ -184,6 +195,8 @@ def make_app(ops, token: str) -> web.Application:
         web.get(f"{API}/jobs/{{job_id}}", job),
         web.get(f"{API}/jobs/{{job_id}}/log", job_log),
         web.post(f"{API}/jobs/{{job_id}}/cancel", cancel),
+        web.get(f"{API}/catalog/count", image_count),
+        web.get(f"{API}/catalog/facets", facets),
         web.post(f"{API}/cleanup", cleanup),
         web.get(f"{API}/events", events),
     ])

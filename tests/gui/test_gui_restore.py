@@ -1,5 +1,5 @@
-"""Select for Restore against a real `sybar serve`: the images table (newest first, filters, paging
-by fetchMore), the details pane (stripe objects, log chain), the Restore dialog (preview = the plan,
+"""Select for Restore against a real `sybar serve`: the images table (newest first, filters, pages
+fetched as rows are painted), the details pane (stripe objects, log chain), the Restore dialog (preview = the plan,
 a confirmation naming the database, a restore into a new database) and Verify."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import sqlite3
 import time
 
 import pytest
-from PySide6.QtCore import QModelIndex
 from sybar_testkit import table_digest
 
 from engine.control.client import connect_home
@@ -116,40 +115,64 @@ def test_filters_by_database_and_type(view, loop):
     assert view.model.rowCount() == 0
 
 
-def test_model_pages_with_fetch_more_on_scroll(link, loop, qtbot, made_images):
+def test_server_and_client_filters_offer_what_the_catalog_holds(view, loop, made_images):
+    server, client = made_images[0]["dataserver"], made_images[0]["client"]
+    assert view.server.findText(server) > 0 and view.client.findText(client) > 0   # item 0 is "all"
+    assert "mydb2" in view.database_names.stringList()
+    view.server.setCurrentText(server)
+    view.client.setCurrentText(client)
+    _search(view, loop)
+    assert view.model.rowCount() == 4 and {r["client"] for r in view.model.images()} == {client}
+    view.server.setCurrentText("NO_SUCH_SERVER")
+    _search(view, loop)
+    assert view.model.rowCount() == 0 and "0 images" in view.status.text()
+    view.server.setCurrentText("")
+    view.client.setCurrentText("")
+
+
+def test_model_fetches_the_pages_the_table_paints(link, loop, qtbot, made_images):
     v = RestoreView(link, page=2)
     qtbot.addWidget(v)
     v.resize(1000, 300)
     v.show()
     v.keyword.setText(KEYWORD)
-    v.search()            # fetches one page of 2; from there only the table asks for more, as it is scrolled
+    v.search()            # counts the matches and fetches the first page; the table asks for the rest
     model = v.model
     assert model.loading and model.rowCount() == 0
+    _run(loop, model.wait_idle())
+    assert model.total == 4 == model.rowCount()      # every row exists once counted
     deadline = time.monotonic() + 30
-    while not model.exhausted:
+    while not model.exhausted:                       # the second page comes when its rows are painted
         assert time.monotonic() < deadline
-        v.table.scrollToBottom()                    # the view asks canFetchMore/fetchMore
-        bar = v.table.verticalScrollBar()
-        bar.setValue(bar.maximum())
-        loop.run_until_complete(asyncio.sleep(0.05))
+        v.table.scrollToBottom()
+        v.table.viewport().repaint()
         _run(loop, model.wait_idle())
-    assert model.rowCount() == 4 and model.pages_fetched >= 2
+        loop.run_until_complete(asyncio.sleep(0.02))
+    assert model.pages_fetched == 2
     assert [r["backup_id"] for r in model.images()] == [i["backup_id"] for i in made_images]
-    assert not model.canFetchMore(QModelIndex())
     _run(loop, v.aclose())
 
 
-def test_images_model_never_loads_more_than_asked(link, loop):
-    model = ImagesModel(link, page=1)
+def test_images_model_holds_only_the_pages_painted_lately(link, loop):
+    model = ImagesModel(link, page=1, max_pages=2)
     model.set_filters(keyword=KEYWORD)
     _run(loop, model.wait_idle())
-    assert model.rowCount() == 1 and model.pages_fetched == 1
-    model.fetchMore(QModelIndex())
+    assert model.rowCount() == 4 and model.pages_fetched == 1 and model.held_rows == 1
+    assert model.index(3, 0).data() == "loading …"            # painting a row asks for its page
     _run(loop, model.wait_idle())
-    assert model.rowCount() == 2
+    assert model.image(3)["backup_id"] == made_images_ids(link, loop)[3]   # the oldest, asked oldest-first
+    assert model.index(3, COL_DATABASE).data() == model.image(3)["database"]
+    model.index(2, 0).data()
+    _run(loop, model.wait_idle())
+    assert model.held_rows == 2 and model.image(0) is None      # the least recently used page went
+    assert model.pages_fetched == 3
     model.set_filters(keyword=KEYWORD, database="mydb2")     # a reset
     _run(loop, model.fetch_all())
     assert [r["database"] for r in model.images()] == ["mydb2"]
+
+
+def made_images_ids(link, loop) -> list[str]:
+    return [i["backup_id"] for i in _run(loop, link.client.images(keyword=KEYWORD))]
 
 
 def test_details_pane_lists_stripes_and_log_chain(view, loop, made_images):
