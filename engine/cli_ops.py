@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import sys
 import time
 
@@ -151,7 +152,8 @@ def run(args) -> int:
 
 
 async def cmd_backup(client: ControlClient, args) -> int:
-    jobs = await client.backup([str(s) for s in args.scripts], policy=args.policy, schedule=args.schedule,
+    # the daemon runs elsewhere: a relative path means one relative to where the user typed it
+    jobs = await client.backup([os.path.abspath(s) for s in args.scripts], policy=args.policy, schedule=args.schedule,
                                keyword=args.keyword)
     if not args.json:
         print(f"sybar backup: started job{'s' if len(jobs) > 1 else ''} {', '.join(map(str, jobs))}", flush=True)
@@ -180,7 +182,7 @@ async def cmd_restore(client: ControlClient, args) -> int:
     elif args.until:
         raise StatusError(SYSTEM_ERROR, "--until needs --image BACKUP_ID (the full dump the chain starts from)")
     elif args.script:
-        job = await client.restore_script(str(args.script))
+        job = await client.restore_script(os.path.abspath(args.script))
     else:
         raise StatusError(SYSTEM_ERROR, "name a restore script, or an image with --image BACKUP_ID")
     if not args.json:

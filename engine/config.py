@@ -721,6 +721,15 @@ def parse_sybackup_options(device: str) -> dict[str, str]:
         )
     if names:
         out["OBJECT"] = names[0]
+    for key, value in out.items():
+        # names, never paths: refused before anything looks for them on a storage unit or a disk
+        if "/" in value or "\\" in value or ".." in value or "\0" in value:
+            what = "the dump name" if key == "OBJECT" else f"-{key}"
+            raise StatusError(
+                INVALID_PARAMETER,
+                f'The device "{device}" gives {what} {value!r}, which holds a path ("/", "\\" or ".."): '
+                "backup object, policy, schedule, client and server names are plain names.",
+            )
     return out
 
 

@@ -82,7 +82,22 @@ def check_script(path: str | os.PathLike) -> Path:
     if st.st_mode & stat.S_IWOTH:
         raise StatusError(INVALID_FILELIST, f"the script {script} is world-writable, so anyone could change what "
                                             f"runs as you: run `chmod o-w {script}`")
+    _check_sql_files(script)
     return script
+
+
+def _check_sql_files(script: Path) -> None:
+    """71 when the script's isql reads (-i or <) a SQL file that does not exist: refused before it runs."""
+    from engine.bphdb.script import analyze_script
+
+    try:
+        analysis = analyze_script(script)
+    except Exception:  # the analysis only adds a check; a script it cannot read still runs as before
+        return
+    for call in analysis.isql_calls:
+        if call.sql_source == "file" and call.sql_file_state == "missing":
+            raise StatusError(FILES_MISSING, f"the SQL file {call.sql_file} that {script} feeds to isql (line "
+                                             f"{call.line}) does not exist: create it or correct the path")
 
 
 def script_environment(context: ScriptContext, isql: str | None) -> dict[str, str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -776,6 +777,8 @@ def analyze_script(path: str | os.PathLike) -> ScriptAnalysis:
     script: an unreadable one gives ``readable=False`` and ``read_error``."""
     p = Path(path)
     try:
+        if not stat.S_ISREG(os.stat(p).st_mode):  # a FIFO or a device would block or never end
+            return ScriptAnalysis(p, readable=False, read_error="not a regular file")
         with open(p, "rb") as f:
             raw = f.read(MAX_SCRIPT_BYTES + 1)
     except OSError as e:
@@ -964,11 +967,19 @@ def _sql_file(call: IsqlCall, word: str, earlier: list[Command], env: _Env, scri
         call.sql_file_state = "unresolved"
         return
     try:
-        data = Path(path).read_bytes()
+        # a regular file of bounded size only: -i /dev/zero or a FIFO must not hang or fill memory
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            call.sql_file_state = "unreadable"
+            return
+        with open(path, "rb") as f:
+            data = f.read(MAX_SCRIPT_BYTES + 1)
     except FileNotFoundError:
         call.sql_file_state = "missing"
         return
-    except OSError:
+    except (OSError, ValueError):
+        call.sql_file_state = "unreadable"
+        return
+    if len(data) > MAX_SCRIPT_BYTES:
         call.sql_file_state = "unreadable"
         return
     call.sql_file_state = "ok"

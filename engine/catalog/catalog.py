@@ -35,6 +35,7 @@ Times are unix seconds (floats) everywhere in the API; ``to_json`` adds ISO
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import sqlite3
@@ -46,9 +47,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from engine.jobs.status import BACKUP_FAILED, DATABASE_ERROR, MEANING, NO_ENTITY, StatusError
+from engine.catalog.seal import (
+    SEALED_FIELDS,
+    SEALED_OBJECT_FIELDS,
+    ZERO_MAC,
+    Sealer,
+    fields_digest,
+    objects_digest,
+)
+from engine.jobs.status import (
+    BACKUP_FAILED,
+    DATABASE_ERROR,
+    MEANING,
+    NO_ENTITY,
+    WORM_LOCK_ERROR,
+    StatusError,
+)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 INFINITE_EXPIRATION = float(2**31 - 1)  # NetBackup's "infinity" (an infinite expiration is stored as this)
 
 IMAGE_STATES = ("pending", "complete", "failed")
@@ -157,8 +173,43 @@ CREATE INDEX images_db_type_time ON images (database, dump_type, backup_time) WH
 CREATE INDEX images_instance_lsn ON images (instance_id, first_lsn, backup_time) WHERE state = 'complete'
 """
 
+# Version 3: WORM unlock times (image and object) and the tamper-evident seal
+# (engine/catalog/seal.py). Existing complete images are sealed when a catalog
+# is first opened with its key (the daemon's open).
+_SCHEMA_V3 = """
+ALTER TABLE images ADD COLUMN unlock_time REAL;
+ALTER TABLE images ADD COLUMN seal_seq INTEGER;
+ALTER TABLE objects ADD COLUMN unlock_time REAL;
+CREATE INDEX images_expiration ON images (expiration) WHERE state = 'complete';
+CREATE INDEX images_unsealed ON images (backup_id) WHERE state = 'complete' AND seal_seq IS NULL;
+CREATE TABLE seal_log (
+    seq         INTEGER PRIMARY KEY,
+    backup_id   TEXT NOT NULL,
+    action      TEXT NOT NULL CHECK (action IN ('commit', 'expiration', 'remove')),
+    expiration  REAL,
+    unlock_time REAL,
+    digest      BLOB NOT NULL,
+    mac         BLOB NOT NULL,
+    time        REAL NOT NULL
+);
+CREATE INDEX seal_log_image ON seal_log (backup_id, seq);
+CREATE TABLE seal_state (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)
+"""
+
 # One entry per schema version: _MIGRATIONS[v] takes a catalog from version v to v+1.
-_MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2]
+_MIGRATIONS: list[str] = [_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3]
+
+
+def worm_locked(backup_id: str, unlock_time: float, action: str) -> StatusError:
+    """The refusal of changing a WORM image before its unlock time."""
+    return StatusError(
+        WORM_LOCK_ERROR,
+        f"Image {backup_id} is on WORM storage and locked until {iso_local(unlock_time)}: it cannot be {action} "
+        "before its unlock time (its expiration can only be extended, with `sybar expire --image ID --until DATE`).",
+    )
 
 
 def iso_local(t: float | None) -> str | None:
@@ -216,6 +267,7 @@ class ObjectRecord:
     raw_bytes: int | None
     checksum: str | None
     created: float | None = None
+    unlock_time: float | None = None  # WORM unlock time of this fragment (None: not on WORM storage)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -225,6 +277,8 @@ class ObjectRecord:
             "raw_bytes": self.raw_bytes,
             "checksum": self.checksum,
             "storage_unit": self.storage_unit,
+            "unlock_time": iso_local(self.unlock_time),
+            "unlock_time_unix": self.unlock_time,
         }
 
 
@@ -264,6 +318,8 @@ class Image:
     instance_id: Any = None  # the database's log lineage
     follows: str | None = None  # T: backup id of the image it follows in its chain
     standby: bool = False  # T: dumped with standby_access
+    # WORM (schema version 3): until then the image cannot be deleted or its expiration shortened
+    unlock_time: float | None = None
     objects: list[ObjectRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -319,6 +375,9 @@ class Image:
             "instance_id": self.instance_id,
             "follows": self.follows,
             "standby": self.standby,
+            "worm": self.unlock_time is not None,
+            "unlock_time": iso_local(self.unlock_time),
+            "unlock_time_unix": self.unlock_time,
         }
 
 
@@ -375,7 +434,9 @@ class Job:
 
 
 _IMAGE_COLUMNS = tuple(f.name for f in fields(Image) if f.name != "objects")
-_OBJECT_COLUMNS = ("backup_id", "stripe", "name", "storage_unit", "bytes", "raw_bytes", "checksum", "created")
+_OBJECT_COLUMNS = (
+    "backup_id", "stripe", "name", "storage_unit", "bytes", "raw_bytes", "checksum", "created", "unlock_time"
+)  # fmt: skip
 _JOB_COLUMNS = tuple(f.name for f in fields(Job))
 _JOB_WRITABLE = frozenset(_JOB_COLUMNS) - {"job_id"}
 
@@ -384,6 +445,9 @@ _OBJECT_SELECT = "SELECT " + ", ".join(_OBJECT_COLUMNS) + " FROM objects"
 _JOB_SELECT = "SELECT " + ", ".join(_JOB_COLUMNS) + " FROM jobs"
 
 _ANY: Any = object()  # "no filter" sentinel where None is a meaningful value
+
+_SEAL_ROW_SQL = f"SELECT {', '.join(SEALED_FIELDS)}, expiration, unlock_time FROM images WHERE backup_id = ?"
+_SEAL_OBJECTS_SQL = f"SELECT {', '.join(SEALED_OBJECT_FIELDS)} FROM objects WHERE backup_id = ? ORDER BY stripe"
 
 
 def _prefix_end(prefix: str) -> str:
@@ -395,11 +459,21 @@ def _prefix_end(prefix: str) -> str:
 
 
 class Catalog:
-    """The catalog database. Use as a context manager or call ``close()``."""
+    """The catalog database. Use as a context manager or call ``close()``.
 
-    def __init__(self, path: Path | str):
+    With ``seal_key`` (the daemon gives the home's key from the keyring, see
+    seal.py) every complete image is sealed and the chain is checked at open;
+    ``seal_problems`` then lists what the check found (empty: intact), and no
+    image is removed or has its expiration changed while it is not empty.
+    ``key_is_new``: the key was just made (a catalog without seal records is
+    then being sealed for the first time, not stripped of its seals)."""
+
+    def __init__(self, path: Path | str, *, seal_key: bytes | None = None, key_is_new: bool = False):
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._sealer = Sealer(seal_key) if seal_key is not None else None
+        self.seal_problems: list[str] = []
+        self.seal_stats: dict[str, Any] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
             # Create the file 0600 ourselves: SQLite gives -wal/-shm the database's mode.
@@ -413,6 +487,8 @@ class Catalog:
             self._migrate()
         except sqlite3.DatabaseError as e:
             raise self._db_error("open", e) from e
+        if self._sealer is not None:
+            self._open_seal(key_is_new)
 
     @classmethod
     def for_home(cls, home: Any) -> Catalog:
@@ -504,6 +580,403 @@ class Catalog:
             except sqlite3.DatabaseError as e:
                 raise self._db_error("be read", e) from e
 
+    # -- the seal (engine/catalog/seal.py)
+
+    @property
+    def sealed(self) -> bool:
+        """True when this catalog signs and checks its images (opened with the key)."""
+        return self._sealer is not None
+
+    def _state(self, db: sqlite3.Connection, name: str) -> dict[str, Any] | None:
+        row = db.execute("SELECT value FROM seal_state WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        try:
+            value = json.loads(row[0])
+        except ValueError:
+            return {"sig": None}
+        return value if isinstance(value, dict) else {"sig": None}
+
+    def _put_state(self, db: sqlite3.Connection, name: str, value: dict[str, Any]) -> None:
+        assert self._sealer is not None
+        value = {k: v for k, v in value.items() if k != "sig"}
+        value["sig"] = self._sealer.sign_state(name, value)
+        db.execute("INSERT OR REPLACE INTO seal_state (name, value) VALUES (?, ?)", (name, json.dumps(value)))
+
+    def _seal_append(self, db: sqlite3.Connection, backup_id: str, action: str) -> None:
+        """Append the seal entry of an image's current record (in the caller's transaction)."""
+        if self._sealer is None:
+            if db.execute("SELECT 1 FROM seal_state WHERE name = 'anchor'").fetchone() is not None:
+                raise StatusError(
+                    DATABASE_ERROR,
+                    f"The catalog {self.path} is sealed: only the sybar daemon of its home, which holds the "
+                    "seal key in the OS keyring, may change its images.",
+                )
+            return
+        row = db.execute(_SEAL_ROW_SQL, (backup_id,)).fetchone()
+        n = len(SEALED_FIELDS)
+        objs = db.execute(_SEAL_OBJECTS_SQL, (backup_id,)).fetchall()
+        digest = fields_digest(row[:n]) + objects_digest(objs)
+        last = db.execute("SELECT seq, mac FROM seal_log ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0] + 1, bytes(last[1])) if last is not None else (1, ZERO_MAC)
+        head = self._state(db, "head")
+        if head is not None and self._sealer.state_ok("head", head) and isinstance(head.get("live"), int):
+            live = head["live"]
+        else:
+            live = db.execute(
+                "SELECT count(*) FROM images WHERE state = 'complete' AND seal_seq IS NOT NULL"
+            ).fetchone()[0]
+        expiration, unlock_time = row[n], row[n + 1]
+        mac = self._sealer.entry_mac(seq, action, backup_id, expiration, unlock_time, digest, prev)
+        db.execute(
+            "INSERT INTO seal_log (seq, backup_id, action, expiration, unlock_time, digest, mac, time)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, backup_id, action, expiration, unlock_time, digest, mac, time.time()),
+        )
+        if action != "remove":
+            db.execute("UPDATE images SET seal_seq = ? WHERE backup_id = ?", (seq, backup_id))
+        live += {"commit": 1, "remove": -1}.get(action, 0)
+        self._put_state(db, "head", {"seq": seq, "mac": mac.hex(), "live": live})
+
+    def _seal_unsealed(self, db: sqlite3.Connection) -> int:
+        """Seal every complete image that has no seal yet, oldest first (migration, bulk import)."""
+        assert self._sealer is not None
+        ids = [r[0] for r in db.execute(
+            "SELECT backup_id FROM images WHERE state = 'complete' AND seal_seq IS NULL"
+            " ORDER BY coalesce(committed, backup_time), rowid"
+        )]  # fmt: skip
+        for backup_id in ids:
+            self._seal_append(db, backup_id, "commit")
+        return len(ids)
+
+    def _open_seal(self, key_is_new: bool) -> None:
+        started = time.perf_counter()
+        assert self._sealer is not None
+        problems: list[str] = []
+        try:
+            with self._lock:
+                anchor = self._state(self._db, "anchor")
+            if anchor is None:
+                with self._tx(durable=True) as db:
+                    if self._state(db, "anchor") is None:  # nobody anchored it meanwhile
+                        complete = db.execute("SELECT count(*) FROM images WHERE state = 'complete'").fetchone()[0]
+                        if complete and not key_is_new:
+                            self._put_state(db, "incident", {"time": time.time(), "text": (
+                                f"the catalog held {complete} images but no seal records although this home's "
+                                "seal key already existed: its seal tables were emptied or the file was replaced "
+                                "(the images present then were sealed again as found)")})  # fmt: skip
+                        self._put_state(db, "anchor", {"key_id": self._sealer.key_id, "created": time.time()})
+                        self.seal_stats["sealed_on_open"] = self._seal_unsealed(db)
+                        head = self._state(db, "head")
+                        if head is not None:
+                            self._put_state(db, "verified", {"seq": head["seq"], "mac": head["mac"]})
+            else:
+                problems += self._check_open(anchor)
+            with self._lock:
+                incident = self._state(self._db, "incident")
+            if incident is not None:
+                text = incident.get("text") if self._sealer.state_ok("incident", incident) else None
+                problems.append(text or "an incident record of the seal was edited")
+        except sqlite3.DatabaseError as e:
+            raise self._db_error("check its seal", e) from e
+        self.seal_problems = problems
+        self.seal_stats["open_check_s"] = time.perf_counter() - started
+
+    def _check_open(self, anchor: dict[str, Any]) -> list[str]:
+        """The fast checks at open: the signed records, the chain's head, the number
+        of images, unsealed images, and the entries added since the last open."""
+        assert self._sealer is not None
+        sealer = self._sealer
+        if anchor.get("key_id") != sealer.key_id:
+            return [
+                f"the catalog was sealed with another key (key id {anchor.get('key_id')}) than this home's "
+                f"keyring entry holds (key id {sealer.key_id}): restore that keyring entry, or the catalog "
+                "file that belongs to this home"
+            ]
+        if not sealer.state_ok("anchor", anchor):
+            return ["the seal anchor record was edited outside sybar"]
+        problems: list[str] = []
+        with self._lock:
+            db = self._db
+            head = self._state(db, "head")
+            last = db.execute("SELECT seq, mac FROM seal_log ORDER BY seq DESC LIMIT 1").fetchone()
+            complete = db.execute("SELECT count(*) FROM images WHERE state = 'complete'").fetchone()[0]
+            unsealed = [r[0] for r in db.execute(
+                "SELECT backup_id FROM images WHERE state = 'complete' AND seal_seq IS NULL LIMIT 5")]
+            verified = self._state(db, "verified")
+        if head is None or not sealer.state_ok("head", head):
+            problems.append("the signed head of the seal chain is missing or was edited outside sybar")
+            head = None
+        else:
+            last_seq = last[0] if last is not None else 0
+            if last_seq != head.get("seq") or (last is not None and bytes(last[1]).hex() != head.get("mac")):
+                problems.append(
+                    f"the seal chain ends at entry {last_seq} but its signed head says {head.get('seq')}: "
+                    "entries were deleted or added outside sybar"
+                )
+            if complete != head.get("live"):
+                gone = self._deleted_images(limit=5)
+                detail = f" (deleted: {', '.join(gone)})" if gone else ""
+                problems.append(
+                    f"the catalog holds {complete} images but its seal chain says {head.get('live')}: "
+                    f"image records were deleted or added outside sybar{detail}"
+                )
+        for backup_id in unsealed:
+            problems.append(f"image {backup_id} is not sealed: its record was inserted outside sybar")
+        start = 0
+        prev = ZERO_MAC
+        if verified is not None and sealer.state_ok("verified", verified) and isinstance(verified.get("seq"), int):
+            start, prev = verified["seq"], bytes.fromhex(verified.get("mac", ZERO_MAC.hex()))
+        walk = self._walk_chain(start, prev)
+        problems += walk["problems"]
+        self.seal_stats["entries_checked_at_open"] = walk["entries"]
+        if not problems and head is not None:
+            with self._tx() as db:
+                self._put_state(db, "verified", {"seq": head["seq"], "mac": head["mac"]})
+        return problems
+
+    def _walk_chain(self, after: int, prev: bytes, db: sqlite3.Connection | None = None) -> dict[str, Any]:
+        """Check the macs and the order of the seal entries after seq ``after``."""
+        assert self._sealer is not None
+        sealer = self._sealer
+        problems: list[str] = []
+        expected = after + 1
+        n = 0
+        if after > 0:
+            with self._lock if db is None else contextlib.nullcontext():
+                row = (db or self._db).execute("SELECT mac FROM seal_log WHERE seq = ?", (after,)).fetchone()
+            if row is None or not sealer.same(bytes(row[0]), prev):
+                problems.append(f"seal entry {after}, verified before, is missing or was edited outside sybar")
+                return {"problems": problems, "entries": 0}
+        with self._lock if db is None else contextlib.nullcontext():
+            cur = (db or self._db).execute(
+                "SELECT seq, backup_id, action, expiration, unlock_time, digest, mac FROM seal_log"
+                " WHERE seq > ? ORDER BY seq",
+                (after,),
+            )
+            while True:
+                rows = cur.fetchmany(4096)
+                if not rows:
+                    break
+                for seq, backup_id, action, expiration, unlock_time, digest, mac in rows:
+                    n += 1
+                    if seq != expected:
+                        problems.append(
+                            f"seal entries {expected}..{seq - 1} are missing: they were deleted outside sybar"
+                        )
+                    mine = sealer.entry_mac(seq, action, backup_id, expiration, unlock_time, bytes(digest), prev)
+                    if not sealer.same(mine, bytes(mac)):
+                        problems.append(f"seal entry {seq} (image {backup_id}, {action}) was edited or forged")
+                    prev = bytes(mac)
+                    expected = seq + 1
+                    if len(problems) >= 10:
+                        return {"problems": problems, "entries": n}
+        return {"problems": problems, "entries": n}
+
+    def _deleted_images(self, limit: int = 10, db: sqlite3.Connection | None = None) -> list[str]:
+        """Images the seal chain says exist but the images table lacks."""
+        sql = (
+            "SELECT s.backup_id FROM seal_log s WHERE s.action != 'remove'"
+            " AND s.seq = (SELECT max(t.seq) FROM seal_log t WHERE t.backup_id = s.backup_id)"
+            " AND NOT EXISTS (SELECT 1 FROM images i WHERE i.backup_id = s.backup_id AND i.state = 'complete')"
+            " ORDER BY s.seq LIMIT ?"
+        )
+        if db is not None:
+            return [r[0] for r in db.execute(sql, (limit,))]
+        return [r[0] for r in self._query(sql, (limit,))]
+
+    def image_seal_problems(self, backup_id: str) -> list[str]:
+        """What is wrong with one image's record against its seal (empty: intact)."""
+        if self._sealer is None:
+            return []
+        with self._lock:
+            return self._image_problems(self._db, backup_id)
+
+    def _image_problems(self, db: sqlite3.Connection, backup_id: str) -> list[str]:
+        assert self._sealer is not None
+        sealer = self._sealer
+        n = len(SEALED_FIELDS)
+        row = db.execute(_SEAL_ROW_SQL.replace("FROM images", ", seal_seq, state FROM images"),
+                         (backup_id,)).fetchone()  # fmt: skip
+        latest = db.execute(
+            "SELECT seq, action FROM seal_log WHERE backup_id = ? ORDER BY seq DESC LIMIT 1", (backup_id,)
+        ).fetchone()
+        if row is None or row[n + 3] != "complete":
+            if latest is not None and latest[1] != "remove":
+                return [f"image {backup_id} was deleted from the catalog outside sybar (seal entry {latest[0]})"]
+            return []
+        seal_seq = row[n + 2]
+        if seal_seq is None:
+            return [f"image {backup_id} is not sealed: its record was inserted outside sybar"]
+        entry = db.execute(
+            "SELECT backup_id, action, expiration, unlock_time, digest, mac FROM seal_log WHERE seq = ?",
+            (seal_seq,),
+        ).fetchone()
+        if entry is None:
+            return [f"image {backup_id}: its seal entry {seal_seq} is missing (deleted outside sybar)"]
+        e_id, action, e_exp, e_unlock, digest, mac = entry
+        digest = bytes(digest)
+        if seal_seq == 1:
+            prev: bytes | None = ZERO_MAC
+        else:
+            p = db.execute("SELECT mac FROM seal_log WHERE seq = ?", (seal_seq - 1,)).fetchone()
+            prev = bytes(p[0]) if p is not None else None
+        problems: list[str] = []
+        if prev is None:
+            problems.append(f"image {backup_id}: seal entry {seal_seq - 1} before its own is missing")
+        elif not sealer.same(sealer.entry_mac(seal_seq, action, e_id, e_exp, e_unlock, digest, prev), bytes(mac)):
+            problems.append(f"image {backup_id}: its seal entry {seal_seq} was edited or forged")
+            return problems
+        if e_id != backup_id or action == "remove":
+            problems.append(f"image {backup_id} points at seal entry {seal_seq}, which seals another record")
+            return problems
+        if latest is not None and latest[0] != seal_seq:
+            problems.append(
+                f"image {backup_id}: a later seal entry ({latest[0]}, {latest[1]}) exists, so this record is an "
+                "old one put back outside sybar"
+            )
+        exp, unlock = row[n], row[n + 1]
+        if exp != e_exp:
+            problems.append(f"image {backup_id}: its expiration reads {iso_local(exp)} but was sealed as "
+                            f"{iso_local(e_exp)}")  # fmt: skip
+        if unlock != e_unlock:
+            problems.append(f"image {backup_id}: its WORM unlock time reads {iso_local(unlock)} but was sealed "
+                            f"as {iso_local(e_unlock)}")  # fmt: skip
+        if fields_digest(row[:n]) != digest[:16]:
+            problems.append(
+                f"image {backup_id}: its record (identity, database, type, backup time, policy, size or log "
+                "chain) differs from what was sealed"
+            )
+        objs = db.execute(_SEAL_OBJECTS_SQL, (backup_id,)).fetchall()
+        if objects_digest(objs) != digest[16:]:
+            problems.append(
+                f"image {backup_id}: its object records (names, sizes, checksums or unlock times) differ from "
+                "what was sealed"
+            )
+        return problems
+
+    def check_images(self, backup_ids: Iterable[str], doing: str) -> None:
+        """Refuse (StatusError 220) to go on with ``doing`` when any of the images
+        fails its seal check."""
+        if self._sealer is None:
+            return
+        problems: list[str] = []
+        for backup_id in backup_ids:
+            problems += self.image_seal_problems(backup_id)
+        if problems:
+            for p in problems:
+                if p not in self.seal_problems:
+                    self.seal_problems.append(p)
+            raise StatusError(
+                DATABASE_ERROR,
+                f"The catalog fails its seal check, so sybar will not {doing}: {'; '.join(problems[:5])}. "
+                "Someone changed catalog.db outside sybar: put back a trusted copy of it (`sybar catalog "
+                "check` lists everything found).",
+            )
+
+    def require_intact(self, doing: str) -> None:
+        """Refuse (StatusError 220) to ``doing`` while the catalog's seal check has found anything."""
+        if self.seal_problems:
+            raise StatusError(
+                DATABASE_ERROR,
+                f"The catalog fails its seal check, so sybar will not {doing}: "
+                f"{'; '.join(self.seal_problems[:5])}"
+                + (f" (and {len(self.seal_problems) - 5} more)" if len(self.seal_problems) > 5 else "")
+                + ". Someone changed catalog.db outside sybar: put back a trusted copy of it.",
+            )
+
+    def deep_check(self) -> dict[str, Any]:
+        """Recompute every seal: every entry's mac and order, every complete image's
+        digests against its entry, deleted and put-back records. Reads through a
+        connection of its own (the catalog stays usable meanwhile). Adds what it
+        finds to ``seal_problems``."""
+        if self._sealer is None:
+            return {"ok": True, "sealed": False, "problems": [], "images": 0, "entries": 0, "seconds": 0.0}
+        started = time.perf_counter()
+        ro = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
+        problems: list[str] = []
+        images = 0
+        try:
+            ro.execute("BEGIN")  # one snapshot for every query below
+            anchor = self._state(ro, "anchor")
+            if anchor is None or not self._sealer.state_ok("anchor", anchor):
+                problems.append("the seal anchor record is missing or was edited outside sybar")
+            walk = self._walk_chain(0, ZERO_MAC, db=ro)
+            problems += walk["problems"]
+            head = self._state(ro, "head")
+            if head is None or not self._sealer.state_ok("head", head):
+                problems.append("the signed head of the seal chain is missing or was edited outside sybar")
+            else:
+                last = ro.execute("SELECT seq, mac FROM seal_log ORDER BY seq DESC LIMIT 1").fetchone()
+                if (last[0] if last else 0) != head.get("seq"):
+                    problems.append(f"the seal chain ends at entry {last[0] if last else 0} but its signed head "
+                                    f"says {head.get('seq')}")  # fmt: skip
+            images, row_problems = self._check_rows(ro)
+            problems += row_problems
+            for backup_id in self._deleted_images(limit=10, db=ro):
+                problems.append(f"image {backup_id} was deleted from the catalog outside sybar")
+            for backup_id, seq, action in ro.execute(
+                "SELECT i.backup_id, s.seq, s.action FROM images i JOIN seal_log s ON s.backup_id = i.backup_id"
+                " AND s.seq > i.seal_seq WHERE i.state = 'complete' LIMIT 10"
+            ):
+                problems.append(f"image {backup_id}: a later seal entry ({seq}, {action}) exists, so this record "
+                                "is an old one put back outside sybar")  # fmt: skip
+            entries = walk["entries"]
+        finally:
+            ro.close()
+        for p in problems:
+            if p not in self.seal_problems:
+                self.seal_problems.append(p)
+        seconds = time.perf_counter() - started
+        self.seal_stats["deep_check_s"] = seconds
+        return {"ok": not problems, "sealed": True, "problems": problems, "images": images, "entries": entries,
+                "seconds": seconds}  # fmt: skip
+
+    def _check_rows(self, ro: sqlite3.Connection) -> tuple[int, list[str]]:
+        """Every complete image against its seal entry, objects merged in by backup id."""
+        n = len(SEALED_FIELDS)
+        cols = ", ".join(f"i.{c}" for c in SEALED_FIELDS)
+        images = ro.execute(
+            f"SELECT {cols}, i.expiration, i.unlock_time, i.seal_seq, s.backup_id, s.action, s.expiration,"
+            " s.unlock_time, s.digest FROM images i LEFT JOIN seal_log s ON s.seq = i.seal_seq"
+            " WHERE i.state = 'complete' ORDER BY i.backup_id"
+        )
+        objects = ro.execute(
+            f"SELECT backup_id, {', '.join(SEALED_OBJECT_FIELDS)} FROM objects ORDER BY backup_id, stripe"
+        )
+        pending_obj = objects.fetchone()
+        problems: list[str] = []
+        count = 0
+        for r in iter(lambda: images.fetchmany(4096), []):
+            for row in r:
+                count += 1
+                backup_id = row[0]
+                objs = []
+                while pending_obj is not None and pending_obj[0] < backup_id:
+                    pending_obj = objects.fetchone()
+                while pending_obj is not None and pending_obj[0] == backup_id:
+                    objs.append(pending_obj[1:])
+                    pending_obj = objects.fetchone()
+                exp, unlock, seal_seq, e_id, action, e_exp, e_unlock, digest = row[n:]
+                what = None
+                if seal_seq is None:
+                    what = "is not sealed: its record was inserted outside sybar"
+                elif e_id is None:
+                    what = f"has lost its seal entry {seal_seq}"
+                elif e_id != backup_id or action == "remove":
+                    what = f"points at seal entry {seal_seq}, which seals another record"
+                elif exp != e_exp:
+                    what = f"has its expiration changed from {iso_local(e_exp)} to {iso_local(exp)}"
+                elif unlock != e_unlock:
+                    what = f"has its WORM unlock time changed from {iso_local(e_unlock)} to {iso_local(unlock)}"
+                elif fields_digest(row[:n]) != bytes(digest)[:16]:
+                    what = "has its record (identity, database, type, backup time, policy, size) changed"
+                elif objects_digest(objs) != bytes(digest)[16:]:
+                    what = "has its object records (names, sizes, checksums or unlock times) changed"
+                if what is not None and len(problems) < 20:
+                    problems.append(f"image {backup_id} {what} outside sybar")
+        return count, problems
+
     # -- images
 
     def new_backup_id(self, client: str, when: float) -> str:
@@ -546,8 +1019,12 @@ class Catalog:
         last_commit: float | None = None,
         instance_id: Any = None,
         standby: bool = False,
+        unlock_time: float | None = None,
     ) -> Image:
         """Record a pending image (invisible until ``commit_image``).
+
+        ``unlock_time``: the image goes to WORM storage and cannot be deleted or
+        have its expiration shortened before then (NetBackup: = its expiration).
 
         Without backup_id, one is allocated from client and backup_time in the
         same transaction, so concurrent backups never share an id.
@@ -568,6 +1045,8 @@ class Catalog:
             backup_time = now
         if expiration is not None and not expiration < INFINITE_EXPIRATION:
             expiration = INFINITE_EXPIRATION
+        if unlock_time is not None and not unlock_time < INFINITE_EXPIRATION:
+            unlock_time = INFINITE_EXPIRATION
         with self._tx() as db:
             if backup_id is None:
                 backup_id = self._free_backup_id(db, client, backup_time)
@@ -577,13 +1056,13 @@ class Catalog:
                 "INSERT INTO images (backup_id, client, dataserver, database, dump_type, policy, schedule,"
                 " schedule_type, keyword, backup_time, expiration, compression, job_id, dump_id, stripes,"
                 " kbytes, state, storage_unit, created, lsn, first_lsn, last_lsn, first_commit, last_commit,"
-                " instance_id, standby)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " instance_id, standby, unlock_time)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     backup_id, client, dataserver, database, dump_type, policy, schedule, schedule_type,
                     keyword, backup_time, expiration, compression, job_id, dump_id, stripes,
                     storage_unit, now, lsn, first_lsn, last_lsn, first_commit, last_commit,
-                    instance_id, 1 if standby else 0,
+                    instance_id, 1 if standby else 0, unlock_time,
                 ),
             )  # fmt: skip
         image = self.get_image(backup_id, include_pending=True)
@@ -604,12 +1083,14 @@ class Catalog:
         """Record one stored stripe object of a pending image."""
         now = time.time()
         with self._tx() as db:
-            row = db.execute("SELECT state, stripes FROM images WHERE backup_id = ?", (backup_id,)).fetchone()
+            row = db.execute(
+                "SELECT state, stripes, unlock_time FROM images WHERE backup_id = ?", (backup_id,)
+            ).fetchone()
             if row is None:
                 raise StatusError(
                     NO_ENTITY, f"The catalog has no image {backup_id} to add stripe {stripe} to."
                 )
-            state, stripes = row
+            state, stripes, unlock_time = row
             if state != "pending":
                 raise StatusError(
                     BACKUP_FAILED, f"Image {backup_id} is {state}; stripe {stripe} cannot be added to it."
@@ -621,9 +1102,9 @@ class Catalog:
                 )
             try:
                 db.execute(
-                    "INSERT INTO objects (backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, created)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, now),
+                    "INSERT INTO objects (backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, created,"
+                    " unlock_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, now, unlock_time),
                 )
             except sqlite3.IntegrityError as e:
                 other = db.execute("SELECT backup_id, stripe FROM objects WHERE name = ?", (name,)).fetchone()
@@ -635,7 +1116,7 @@ class Catalog:
                 raise StatusError(
                     BACKUP_FAILED, f"Image {backup_id} already has an object for stripe {stripe}."
                 ) from e
-        return ObjectRecord(backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, now)
+        return ObjectRecord(backup_id, stripe, name, storage_unit, bytes, raw_bytes, checksum, now, unlock_time)
 
     def commit_image(
         self,
@@ -711,6 +1192,7 @@ class Catalog:
                         "UPDATE images SET follows = ? WHERE backup_id = ?",
                         (self._follows(db, backup_id), backup_id),
                     )
+                self._seal_append(db, backup_id, "commit")
         image = self.get_image(backup_id)
         assert image is not None
         return image
@@ -755,10 +1237,71 @@ class Catalog:
 
     def remove_image(self, backup_id: str) -> bool:
         """Delete an image (any state) and its object records. The objects on the
-        storage unit are the caller's to remove."""
-        with self._tx() as db:
+        storage unit are the caller's to remove. A complete image is refused
+        while WORM-locked (StatusError 88) or when its record fails its seal
+        check or the catalog's (220); its removal is sealed."""
+        with self._tx(durable=True) as db:
+            row = db.execute(
+                "SELECT state, unlock_time FROM images WHERE backup_id = ?", (backup_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0] == "complete":
+                if self._sealer is not None:
+                    self.require_intact(f"remove image {backup_id}")
+                    problems = self._image_problems(db, backup_id)
+                    if problems:
+                        self.check_images([backup_id], f"remove image {backup_id}")
+                if row[1] is not None and row[1] > time.time():
+                    raise worm_locked(backup_id, row[1], "deleted")
+                self._seal_append(db, backup_id, "remove")
             db.execute("DELETE FROM objects WHERE backup_id = ?", (backup_id,))
             return db.execute("DELETE FROM images WHERE backup_id = ?", (backup_id,)).rowcount > 0
+
+    def set_expiration(self, backup_id: str, expiration: float) -> Image:
+        """Change a complete image's expiration (NetBackup's bpexpdate). A WORM image
+        may only have it extended, and its unlock time (and its objects') follows
+        it; a shorter one is refused (StatusError 88). The change is sealed.
+        Extending the storage unit's locks first is the caller's part."""
+        if not expiration < INFINITE_EXPIRATION:
+            expiration = INFINITE_EXPIRATION
+        with self._tx(durable=True) as db:
+            row = db.execute(
+                "SELECT state, expiration, unlock_time FROM images WHERE backup_id = ?", (backup_id,)
+            ).fetchone()
+            if row is None or row[0] != "complete":
+                raise StatusError(NO_ENTITY, f"no image {backup_id} in the catalog: `sybar list` shows the images")
+            if self._sealer is not None:
+                self.require_intact(f"change the expiration of image {backup_id}")
+                if self._image_problems(db, backup_id):
+                    self.check_images([backup_id], f"change the expiration of image {backup_id}")
+            _, current, unlock = row
+            if unlock is not None and current is not None and expiration < current:
+                raise StatusError(
+                    WORM_LOCK_ERROR,
+                    f"Image {backup_id} is on WORM storage: its expiration {iso_local(current)} can only be "
+                    f"extended, not shortened to {iso_local(expiration)}.",
+                )
+            if unlock is not None:
+                unlock = max(unlock, expiration)
+                db.execute("UPDATE objects SET unlock_time = ? WHERE backup_id = ?", (unlock, backup_id))
+            db.execute(
+                "UPDATE images SET expiration = ?, unlock_time = ? WHERE backup_id = ?",
+                (expiration, unlock, backup_id),
+            )
+            self._seal_append(db, backup_id, "expiration")
+        image = self.get_image(backup_id)
+        assert image is not None
+        return image
+
+    def expired_images(self, now: float | None = None, limit: int | None = None) -> list[Image]:
+        """Complete images whose expiration has passed (oldest expiration first)."""
+        sql = f"{_IMAGE_SELECT} WHERE state = 'complete' AND expiration <= ? ORDER BY expiration, rowid"
+        params: list[Any] = [time.time() if now is None else now]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return self._images(self._query(sql, params))
 
     def set_verified(self, backup_id: str, status: int, when: float | None = None) -> None:
         with self._tx() as db:
@@ -780,7 +1323,7 @@ class Catalog:
             for o in im.objects:
                 object_rows.append(
                     (im.backup_id, o.stripe, o.name, o.storage_unit, o.bytes, o.raw_bytes, o.checksum,
-                     o.created if o.created is not None else now)
+                     o.created if o.created is not None else now, o.unlock_time)
                 )  # fmt: skip
         with self._tx(durable=True) as db:
             db.executemany(
@@ -792,6 +1335,13 @@ class Catalog:
                 f" VALUES ({', '.join('?' * len(_OBJECT_COLUMNS))})",
                 object_rows,
             )
+            if self._sealer is not None:
+                self._seal_unsealed(db)
+            elif image_rows and db.execute("SELECT 1 FROM seal_state WHERE name = 'anchor'").fetchone():
+                raise StatusError(
+                    DATABASE_ERROR,
+                    f"The catalog {self.path} is sealed: only the sybar daemon of its home may add images to it.",
+                )
         return len(image_rows)
 
     # -- image queries

@@ -50,6 +50,8 @@ def _http_status(status: int) -> int:
         return 404
     if status == 150:                # termination requested
         return 409
+    if status == 20:                 # invalid command parameter: the request itself is wrong
+        return 400
     return 500 if status in (130, 174) else 422
 
 
@@ -66,14 +68,18 @@ def make_app(ops, token: str) -> web.Application:
         except StatusError as e:
             return _json({"status": e.status, "message": str(e)}, _http_status(e.status))
         except (ValueError, KeyError, json.JSONDecodeError) as e:
-            return _json({"status": 130, "message": f"bad request: {e}"}, 400)
+            return _json({"status": 20, "message": f"bad request: {e}"}, 400)
 
     async def body(request: web.Request) -> dict:
         if not request.can_read_body:
             return {}
-        data = await request.json()
+        try:
+            data = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            raise StatusError(20, "the request body is not JSON: send one JSON object "
+                                  "(Content-Type: application/json)") from None
         if not isinstance(data, dict):
-            raise ValueError("the request body must be a JSON object")
+            raise StatusError(20, "the request body must be a JSON object, for example {\"scripts\": [...]}")
         return data
 
     async def status(request):

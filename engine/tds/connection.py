@@ -77,6 +77,10 @@ _UNSUPPORTED_REQUESTS = frozenset(
 )
 
 
+#: The largest message accepted before a login (a login record is 568 bytes plus its capabilities).
+MAX_LOGIN_MESSAGE = 64 * 1024
+
+
 def clamp_packet_size(size: int) -> int:
     """What we accept for a client's packet size: 0 or junk means the 512 default."""
     if size <= 0:
@@ -92,7 +96,10 @@ class ServerConnection:
     """
 
     def __init__(self, max_message: int = 16 * 1024 * 1024) -> None:
-        self._assembler = MessageAssembler(max_message=max_message)
+        # before the login only a login record (568 bytes + capabilities) may arrive: a peer announcing
+        # more is not a TDS client, and is refused before megabytes are buffered for it
+        self._max_message = max_message
+        self._assembler = MessageAssembler(max_message=min(max_message, MAX_LOGIN_MESSAGE))
         self.packet_size = MIN_PACKET_SIZE
         self.logged_in = False
         self.closed = False
@@ -130,6 +137,7 @@ class ServerConnection:
             record = parse_login(payload)
             self.packet_size = clamp_packet_size(record.packet_size)
             self.logged_in = True
+            self._assembler.max_message = self._max_message
             return LoginRequest(record)
         if not self.logged_in:
             raise TDSProtocolError(f"packet type 0x{ptype:02x} before login")

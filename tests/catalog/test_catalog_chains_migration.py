@@ -132,7 +132,7 @@ def test_a_version_1_catalog_migrates_and_keeps_its_images(tmp_path):
     write_v1_catalog(path)
     with Catalog(path) as cat:
         con = sqlite3.connect(path)
-        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         columns = {r[1] for r in con.execute("PRAGMA table_info(images)")}
         assert {"lsn", "first_lsn", "last_lsn", "first_commit", "last_commit", "instance_id", "follows",
                 "standby"} <= columns  # fmt: skip

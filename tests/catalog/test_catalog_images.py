@@ -292,6 +292,8 @@ def test_image_json(cat):
             "stripe": s,
             "raw_bytes": 4000,
             "storage_unit": "disk1",
+            "unlock_time": None,
+            "unlock_time_unix": None,
         }
         for s in range(2)
     ]
