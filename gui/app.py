@@ -18,6 +18,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the view to show (default: backup)")
     p.add_argument("--select", metavar="FILE", help="with --screenshot: the script to preview in Select for Backup")
     p.add_argument("--settle", type=float, default=1.5, help="with --screenshot: seconds to let the view fill in")
+    p.add_argument("--dialog", choices=("restore",),
+                   help="with --screenshot --view restore: open the Restore dialog for the newest full dump, "
+                        "preview its plan and save the dialog")
     return p.parse_args(argv)
 
 
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         async def shoot() -> int:
             await window.start()
             out = await screenshot.take(window, args.screenshot, args.view, settle_s=args.settle,
-                                        select=args.select)
+                                        select=args.select, dialog=args.dialog)
             print(f"sybar gui: wrote {out}")
             return 0
 

@@ -22,8 +22,9 @@ async def settle(seconds: float) -> None:
 
 
 async def take(window: MainWindow, out: str | Path, view: str = "backup", *, settle_s: float = 1.5,
-               select: str | None = None) -> Path:
-    """Show ``view`` of a started window and save it as a PNG; returns the path."""
+               select: str | None = None, dialog: str | None = None) -> Path:
+    """Show ``view`` of a started window and save it as a PNG; returns the path.
+    ``dialog="restore"``: the Restore dialog of the newest full dump with its plan previewed instead."""
     if view not in VIEWS:
         raise ValueError(f"--view must be one of {', '.join(VIEWS)}")
     window.show()
@@ -43,6 +44,8 @@ async def take(window: MainWindow, out: str | Path, view: str = "backup", *, set
         rv = window.restore_view
         if rv.model.rowCount() and hasattr(rv, "table"):
             rv.table.selectRow(0)
+        if dialog == "restore":
+            return await _restore_dialog(window, out, settle_s)
     if view == "progress" and hasattr(window.progress_view, "model"):
         # show the newest running job (else the newest job): its log and its throughput chart
         await settle(settle_s / 2)
@@ -54,8 +57,39 @@ async def take(window: MainWindow, out: str | Path, view: str = "backup", *, set
         if pick is not None:
             pv.select_job(pick.job_id)
     await settle(settle_s)
+    return _save(window, out)
+
+
+def _save(widget, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not window.grab().save(str(out), "PNG"):
+    if not widget.grab().save(str(out), "PNG"):
         raise OSError(f"could not write {out}")
     return out
+
+
+async def _restore_dialog(window: MainWindow, out: str | Path, settle_s: float) -> Path:
+    """The Restore dialog of the newest full dump: a new target database, the latest point in time
+    the chain reaches, and the previewed plan."""
+    rv = window.restore_view
+    await rv.model.wait_idle()
+    rows = range(min(rv.model.rowCount(), rv.model.page))
+    full = next((r for r in rows if (rv.model.image(r) or {}).get("type") == "D"), None)
+    if full is None:
+        raise RuntimeError("no full dump in Select for Restore to open the Restore dialog for")
+    rv.table.selectRow(full)
+    if rv.details_task is not None:
+        await asyncio.gather(rv.details_task, return_exceptions=True)
+    dlg = rv.make_restore_dialog()
+    await dlg.load()
+    dlg.resize(900, 620)
+    dlg.show()
+    dlg.database.setText(f"{dlg.image.get('database')}_copy")     # restore beside it, as a DBA would check first
+    if dlg.use_time.isEnabled():
+        dlg.use_time.setChecked(True)
+    await dlg.preview_plan()
+    await settle(settle_s)
+    try:
+        return _save(dlg, out)
+    finally:
+        dlg.close()

@@ -442,3 +442,20 @@ def test_save_as_restore_script_runs_from_select_for_backup(window, loop, made_i
     for table in ("customer", "orders"):
         assert table_digest(gui_served.db_file(target), table) == table_digest(gui_served.db_file("scriptsrc"),
                                                                                table)
+
+
+def test_restore_preview_screenshot_shows_the_dialog_with_its_plan(gui_served, made_images, tmp_path):
+    import os
+    import struct
+    import subprocess
+    import sys
+
+    out = tmp_path / "restore-preview.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run([sys.executable, "-m", "gui.app", "--home", str(gui_served.home), "--screenshot", str(out),
+                        "--view", "restore", "--dialog", "restore", "--settle", "0.5"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert struct.unpack(">II", data[16:24]) == (900, 620)      # the dialog, not the window
