@@ -30,6 +30,7 @@ A file looks like this (the built-in defaults)::
     [storage_units.disk1]
     type = "disk"
     path = "storage/disk1"                 # relative paths are under the home
+    worm = false                           # true: immutable and indelible (WORM) images
 
 The ``sybackup::`` archive options of one backup resolve with the precedence
 of the NetBackup for Sybase agent (``resolve_archive_options``)::
@@ -95,6 +96,8 @@ SCHEDULE_KINDS = {
 _USER_BACKUP_KINDS = {"application_backup", "user_backup"}
 
 _UNIT_SECONDS = {
+    "second": 1,
+    "minute": 60,
     "hour": 3600,
     "day": 86400,
     "week": 7 * 86400,
@@ -145,7 +148,7 @@ def builtin_defaults() -> dict[str, Any]:
                 },
             }
         },
-        "storage_units": {DEFAULT_STORAGE_UNIT: {"type": "disk", "path": "storage/disk1"}},
+        "storage_units": {DEFAULT_STORAGE_UNIT: {"type": "disk", "path": "storage/disk1", "worm": False}},
     }
 
 
@@ -188,6 +191,13 @@ USER_CONFIG_TEMPLATE = """\
 # [storage_units.disk1]
 # type = "disk"
 # path = "storage/disk1"                 # relative paths are under this home
+# worm = false                           # true: immutable and indelible (WORM) storage: each image
+#                                        # written here is locked until its WORM unlock time (= its
+#                                        # expiration); before then it cannot be deleted, overwritten
+#                                        # or have its expiration shortened (only extended, with
+#                                        # `sybar expire --image ID --until DATE`). On a plain disk the
+#                                        # lock is a lock record and read-only files (0400): real
+#                                        # immutability needs `chattr +i` (root) or an object-lock store.
 """
 
 
@@ -205,7 +215,7 @@ def parse_retention(text: str) -> float:
     s = str(text).strip().lower()
     if s in ("infinity", "infinite", "forever"):
         return math.inf
-    m = re.fullmatch(r"(\d+)\s*(hour|day|week|month|year)s?", s)
+    m = re.fullmatch(r"(\d+)\s*(second|minute|hour|day|week|month|year)s?", s)
     if not m:
         raise ValueError(
             f'retention "{text}" is not understood: write "N days", "N weeks", "N months", "N years" '
@@ -396,6 +406,11 @@ class StorageUnitConfig:
     type: str
     path: Path | None
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def worm(self) -> bool:
+        """WORM (immutable and indelible) storage unit: images are locked until their unlock time."""
+        return self.options.get("worm") is True
 
 
 @dataclass(frozen=True)
@@ -641,6 +656,8 @@ class _Builder:
             if not p.is_absolute():
                 p = self.home_root / p
         options = {k: v for k, v in u.items() if k not in ("type", "path")}
+        if not isinstance(options.get("worm", False), bool):
+            raise self.fail((*path, "worm"), "must be true or false")
         return StorageUnitConfig(name=name, type=utype, path=p, options=options)
 
 
