@@ -268,6 +268,16 @@ class Daemon:
             return {key + "s": self.catalog.distinct_values(key) for key in ("dataserver", "client", "database")}
         return await asyncio.to_thread(facets)
 
+    async def image_chain(self, backup_id: str, limit: int = 200) -> dict:
+        """The log dumps that continue a full dump's chain, for the browser: the first ``limit - 1`` and
+        the last (whose last commit bounds a point-in-time restore), how many in all, and its gap."""
+        from engine.catalog.chains import log_chain
+
+        chain = await asyncio.to_thread(log_chain, self.catalog, backup_id)
+        logs = chain.logs if len(chain.logs) <= limit else [*chain.logs[:max(limit - 1, 0)], chain.logs[-1]]
+        return {"logs": [i.to_json() for i in logs], "count": len(chain.logs),
+                "gaps": [g.to_json() for g in chain.gaps], "end_time_unix": chain.end_time}
+
     async def spans(self, database: str, dataserver: str | None = None) -> list[dict]:
         from engine.catalog.chains import restorable_spans
 

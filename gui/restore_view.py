@@ -47,29 +47,43 @@ def _unix(iso: str | None) -> float | None:
         return None
 
 
-async def log_chain(client, image: dict, *, page: int = 500) -> list[dict]:
-    """The log dumps after a full dump that continue its chain (``follows`` links), oldest first.
-    For a log dump: the log dumps that continue it. Paged: never one unbounded query."""
+CHAIN_SHOWN = 200          # log dumps listed in the details pane (the first ones and the last)
+CHAIN_SCAN_PAGES = 10      # pages of later log dumps looked through for a log dump's followers
+
+
+async def fetch_chain(client, image: dict, *, limit: int = CHAIN_SHOWN, page: int = 500) -> tuple[list[dict], int]:
+    """The log dumps that continue an image's chain, oldest first, and how many there are in all.
+
+    A full dump asks the daemon, which walks the chain by LSN in the catalog (a long chain comes back
+    as its first ``limit - 1`` log dumps and its last one). A log dump's followers are found by their
+    ``follows`` links among the later log dumps of its database, looking through at most
+    ``CHAIN_SCAN_PAGES`` pages: never one unbounded query."""
+    if image.get("type") == "D":
+        try:
+            data = await client.image_chain(image["backup_id"], limit=limit)
+            return data.get("logs") or [], int(data.get("count") or 0)
+        except StatusError as e:
+            if e.status != 2850:
+                raise
     db = image.get("database")
     since = image.get("backup_time_unix") or _unix(image.get("backup_time"))
     linked = {image.get("backup_id")}
     chain: list[dict] = []
-    logs: list[dict] = []
-    offset = 0
-    while True:
-        batch = await client.images(database=db, type="T", since=since, limit=page, offset=offset)
-        logs.extend(batch)
-        if len(batch) < page:
+    for k in range(CHAIN_SCAN_PAGES):
+        batch = await client.images(database=db, type="T", since=since, order="oldest", limit=page,
+                                    offset=k * page)
+        for log_image in batch:
+            if log_image.get("backup_id") not in linked and log_image.get("follows") in linked:
+                linked.add(log_image.get("backup_id"))
+                chain.append(log_image)
+        if len(batch) < page or len(chain) >= limit:
             break
-        offset += page
-    logs.sort(key=lambda i: (i.get("backup_time_unix") or 0, i.get("backup_id")))
-    for log_image in logs:
-        if log_image.get("backup_id") in linked:
-            continue
-        if log_image.get("follows") in linked:
-            linked.add(log_image.get("backup_id"))
-            chain.append(log_image)
-    return chain
+    return chain[:limit], len(chain)
+
+
+async def log_chain(client, image: dict, *, limit: int = CHAIN_SHOWN) -> list[dict]:
+    """The log dumps that continue an image, oldest first (``fetch_chain`` without the count)."""
+    return (await fetch_chain(client, image, limit=limit))[0]
 
 
 class RestoreView(QWidget):
@@ -363,11 +377,15 @@ class RestoreView(QWidget):
         head = QTreeWidgetItem([short_time(image.get("backup_time")), image.get("type") or "",
                                 human_kbytes(image.get("kbytes")), image.get("backup_id") or ""])
         self.chain_tree.addTopLevelItem(head)
-        chain = await log_chain(self.link.client, image)
+        chain, count = await fetch_chain(self.link.client, image)
         if self.selected_images()[:1] != [image]:
             return       # the selection moved on
         self.chain = chain
-        for log_image in chain:
+        for n, log_image in enumerate(chain):
+            if count > len(chain) and n == len(chain) - 1:
+                more = QTreeWidgetItem(["…", "", "", f"{count - len(chain):,} more log dumps, then the last:"])
+                more.setFlags(Qt.ItemFlag.NoItemFlags)
+                self.chain_tree.addTopLevelItem(more)
             self.chain_tree.addTopLevelItem(QTreeWidgetItem([
                 short_time(log_image.get("backup_time")), log_image.get("type") or "",
                 human_kbytes(log_image.get("kbytes")), log_image.get("backup_id") or ""]))

@@ -84,6 +84,11 @@ class ControlClient:
     async def images(self, **filters) -> list[dict]:
         return await self._call("GET", "/images", params=filters)
 
+    async def image_chain(self, backup_id: str, limit: int = 200) -> dict:
+        """A full dump's log chain: ``{"logs": [...], "count": n, "gaps": [...], "end_time_unix": t}``
+        (the first ``limit - 1`` log dumps and the last when the chain is longer)."""
+        return await self._call("GET", f"/images/{backup_id}/chain", params={"limit": limit})
+
     async def count_images(self, **filters) -> int:
         """How many images match the filters (as ``images`` takes them, without limit and offset)."""
         return (await self._call("GET", "/catalog/count", params=filters))["count"]

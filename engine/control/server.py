@@ -136,6 +136,10 @@ def make_app(ops, token: str) -> web.Application:
     async def spans(request):
         return _json(await ops.spans(request.match_info["database"], dataserver=request.query.get("dataserver")))
 
+    async def image_chain(request):
+        limit = int(request.query.get("limit", 200))
+        return _json(await ops.image_chain(request.match_info["backup_id"], limit=max(1, min(limit, 5000))))
+
     async def image_count(request):
         f = {k: v for k, v in filters(request.query).items() if k not in ("limit", "offset", "newest_first")}
         return _json({"count": await ops.count_images(**f)})
@@ -201,6 +205,7 @@ def make_app(ops, token: str) -> web.Application:
         web.get(f"{API}/jobs/{{job_id}}", job),
         web.get(f"{API}/jobs/{{job_id}}/log", job_log),
         web.post(f"{API}/jobs/{{job_id}}/cancel", cancel),
+        web.get(f"{API}/images/{{backup_id}}/chain", image_chain),
         web.get(f"{API}/catalog/count", image_count),
         web.get(f"{API}/catalog/facets", facets),
         web.post(f"{API}/cleanup", cleanup),
