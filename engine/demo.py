@@ -25,6 +25,10 @@ RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
 
 def isql_program() -> str:
+    from engine.frozen import is_frozen
+
+    if is_frozen():  # the bundle's own sybar-isql, beside its sybar, whatever else is on PATH
+        return str(Path(sys.executable).with_name("sybar-isql"))
     found = shutil.which("sybar-isql") or str(Path(sys.executable).with_name("sybar-isql"))
     return found
 

@@ -37,8 +37,22 @@ def make_app(argv: list[str] | None = None):
     app.setApplicationName("sybar")
     app.setApplicationDisplayName("sybar")
     app.setOrganizationName("sybar")
-    app.setDesktopFileName("sybar")
+    app.setDesktopFileName("io.github.sybar.Sybar")   # resources/io.github.sybar.Sybar.desktop (packaging/)
     return app
+
+
+def sybar_icon():
+    """The application icon (resources/icons/sybar.svg and its PNG sizes), or None without it."""
+    from PySide6.QtGui import QIcon
+
+    from gui.script_model import ICONS
+
+    icon = QIcon()
+    for png in sorted(ICONS.glob("sybar-*.png")):
+        icon.addFile(str(png))
+    if (ICONS / "sybar.svg").is_file():
+        icon.addFile(str(ICONS / "sybar.svg"))
+    return None if icon.isNull() else icon
 
 
 class MainThreadGC:
@@ -72,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from gui.main_window import MainWindow, app_icon
 
     app = make_app()
-    app.setWindowIcon(app_icon())
+    app.setWindowIcon(sybar_icon() or app_icon())
     app._sybar_gc = MainThreadGC(app)
     home = Home.resolve(args.home)
     loop = qasync.QEventLoop(app)

@@ -13,12 +13,12 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from engine.control.auth import read_token
+from engine.frozen import sybar_command
 from engine.home import Home
 from engine.jobs.status import CANT_CONNECT, SYSTEM_ERROR, StatusError
 
@@ -182,9 +182,7 @@ def _start_daemon(home: Home) -> subprocess.Popen:
     os.chmod(home.logs / "serve.out", 0o600)
     state = read_state(home) or {}
     listen = state.get("dataserver", "127.0.0.1:5000")
-    exe = Path(sys.executable).with_name("sybar")
-    cmd = [str(exe) if exe.exists() else sys.executable, *([] if exe.exists() else ["-m", "engine.cli"]),
-           "serve", "--home", str(home.root), "--listen", listen]
+    cmd = [*sybar_command(), "serve", "--home", str(home.root), "--listen", listen]
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                             close_fds=True)
 

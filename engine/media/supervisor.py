@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import logging
 import re
-import sys
 
+from engine.frozen import module_command
 from engine.home import Home
 from engine.jobs.status import CANT_CONNECT, StatusError
 
@@ -49,9 +49,7 @@ class MediaSupervisor:
 
     async def _start(self) -> tuple[str, int]:
         args = [
-            sys.executable,
-            "-m",
-            "engine.media",
+            *module_command("engine.media"),   # `python -m engine.media`, or the bundle's own executable
             "--home",
             str(self.home.root),
             "--listen",
