@@ -57,8 +57,13 @@ class Home:
     def lock(self) -> Path:
         return self.root / "serve.lock"
 
+    @property
+    def storage(self) -> Path:
+        """Where the default storage unit lives (storage/disk1): made here 0700, as its parent."""
+        return self.root / "storage"
+
     def ensure(self) -> Home:
-        for d in (self.root, self.data, self.logs):
+        for d in (self.root, self.data, self.logs, self.storage):
             make_private_dir(d)
         return self
 

@@ -175,6 +175,7 @@ def make_app(ops, token: str) -> web.Application:
         await resp.prepare(request)
         sub = ops.bus.subscribe(job_id=job_id)
         await resp.write(b'data: {"event": "connected"}\n\n')  # the subscription is live from here
+        streams.add(asyncio.current_task())
         try:
             while True:
                 try:
@@ -189,10 +190,19 @@ def make_app(ops, token: str) -> web.Application:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
+            streams.discard(asyncio.current_task())
             sub.close()
         return resp
 
+    streams: set[asyncio.Task] = set()   # event streams in progress
+
+    async def end_streams(app) -> None:
+        """On stop, end the event streams at once (a gone client is noticed only at the next heartbeat)."""
+        for task in list(streams):
+            task.cancel()
+
     app = web.Application(middlewares=[guard])
+    app.on_shutdown.append(end_streams)
     app.add_routes([
         web.get(f"{API}/status", status),
         web.post(f"{API}/backups", backups),
