@@ -393,10 +393,11 @@ class ArchiveAgent:
             problems = []
             for obj, result in zip(image.objects, results, strict=True):
                 if isinstance(result, BaseException):
-                    problems.append((getattr(result, "status", RESTORE_ERROR), f"stripe {obj.stripe} ({obj.name}): "
-                                                                               f"{result}"))
+                    problems.append((getattr(result, "status", RESTORE_ERROR),
+                                     f"image {image.backup_id}, stripe {obj.stripe} ({obj.name}): {result}"))
                 elif result.get("checksum") != obj.checksum or result.get("bytes") != obj.bytes:
-                    problems.append((RESTORE_ERROR, f"stripe {obj.stripe} ({obj.name}): stored object does not "
+                    problems.append((RESTORE_ERROR, f"image {image.backup_id}, stripe {obj.stripe} ({obj.name}): "
+                                                    "stored object does not "
                                                     f"match the catalog ({result.get('bytes')} bytes, checksum "
                                                     f"{result.get('checksum')}; catalog {obj.bytes} bytes, "
                                                     f"{obj.checksum})"))
