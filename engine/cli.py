@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_ops.add_parsers(sub, _add_home)
     cli_lint.add_parser(sub, _add_home)
+    from engine import cli_expire
+
+    cli_expire.add_parsers(sub, _add_home)
     sub.add_parser("gui", help="the Backup, Archive, and Restore window (the default with no command)")
 
     demo = sub.add_parser("demo", help="make a ready demo home (databases, scripts) and serve it")
@@ -104,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("backup", "restore", "list", "verify", "jobs", "cleanup"):
             from engine import cli_ops
             return cli_ops.main_for(args)
+        if args.command in ("expire", "catalog"):
+            from engine import cli_expire
+            return cli_expire.main_for(args)
         if args.command == "lint":
             from engine import cli_lint
             return cli_lint.run(args)

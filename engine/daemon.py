@@ -52,11 +52,19 @@ class Daemon:
         self.network = network or Network()   # where control and media listen; TLS off loopback
         self.home = home
         self.config = load_config(home)
-        self.catalog = Catalog(home.root / "catalog.db")
+        from engine.catalog.seal import catalog_key
+
+        seal_key, key_is_new = catalog_key(home.root)  # the catalog's seal key, from the OS keyring
+        self.catalog = Catalog(home.root / "catalog.db", seal_key=seal_key, key_is_new=key_is_new)
+        for problem in self.catalog.seal_problems:
+            log.error("catalog seal check: %s", problem)
         self.bus = EventBus()
         self.jobs = JobManager(self.catalog, self.bus)
         self.dataserver = Dataserver(home, name)
         self.agent = ArchiveAgent(self)
+        from engine.agent.expire import Expirer
+
+        self.expirer = Expirer(self.agent)
         self.dataserver.archive = self.agent
         self.media = MediaSupervisor(home, {u.name: str(u.path) for u in self.config.storage_units.values()},
                                      host=self.network.media[0], port=self.network.media[1],
@@ -85,6 +93,15 @@ class Daemon:
             self, self.token, *self.network.control, ssl_context=server_context(self.home) if c_tls else None)
         self.addresses["control"] = f"{'https' if c_tls else 'http'}://{_url_host(c_host)}:{c_port}"
         await self.media.ensure_running()  # writes control.json through _media_started
+        self._spawn(self._deep_seal_check())
+
+    async def _deep_seal_check(self) -> None:
+        """Every seal of the catalog, checked once per start off the event loop (lazy checks guard meanwhile)."""
+        result = await asyncio.to_thread(self.catalog.deep_check)
+        log.info("catalog seal check: %d images, %d entries in %.2f s", result["images"], result["entries"],
+                 result["seconds"])
+        for problem in result["problems"]:
+            log.error("catalog seal check: %s", problem)
 
     def _media_started(self, address: tuple[str, int]) -> None:
         self.addresses["media"] = f"{address[0]}:{address[1]}"
@@ -138,6 +155,7 @@ class Daemon:
             "addresses": dict(self.addresses), "media_pid": self.media.pid,
             "master_server": self.config.master_server, "client": self.config.client,
             "default_policy": self.config.default_policy, "default_schedule": self.config.default_schedule,
+            "catalog_seal": {"ok": not self.catalog.seal_problems, "problems": list(self.catalog.seal_problems)},
         }
 
     def _policy_schedule(self, policy: str | None, schedule: str | None):
@@ -317,3 +335,15 @@ class Daemon:
 
     async def cleanup(self) -> dict:
         return await self.agent.cleanup()
+
+    async def expire_due(self) -> dict:
+        return await self.expirer.expire_due()
+
+    async def expire_image(self, backup_id: str) -> dict:
+        return await self.expirer.expire_now(backup_id)
+
+    async def set_expiration(self, backup_id: str, until) -> dict:
+        return await self.expirer.set_expiration(backup_id, until)
+
+    async def catalog_check(self) -> dict:
+        return await self.expirer.check()

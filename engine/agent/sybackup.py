@@ -59,6 +59,8 @@ class DumpPlan:
     storage_unit: str
     started: float
     cancel: threading.Event = field(default_factory=threading.Event)
+    expiration: float | None = None
+    worm: bool = False                # a WORM storage unit: objects locked until the expiration
 
     @property
     def sinks(self) -> list:
@@ -150,19 +152,21 @@ class ArchiveAgent:
             jobs.log(parent, f"dump database {database} started from {session.app or 'a client'} "
                              f"(spid {session.spid}) outside any script")
         catalog = self.daemon.catalog
-        unit = config.default_storage_unit
+        unit = config.storage_unit_for(policy)
         backup_id = catalog.new_backup_id(options.client, now)
+        expiration = schedule.expiration(now)
         catalog.begin_image(
             backup_id=backup_id, client=options.client, dataserver=session.server.name, database=database,
             dump_type=dump_type, policy=policy.name, schedule=schedule.name, schedule_type=schedule.schedule_type,
             keyword=self.daemon.keywords.get(parent, ""), backup_time=now,
-            expiration=now + schedule.retention_seconds, compression=compression, job_id=parent,
-            stripes=len(devices), storage_unit=unit.name, **(log_info or {}),
+            expiration=expiration, compression=compression, job_id=parent,
+            stripes=len(devices), storage_unit=unit.name, unlock_time=expiration if unit.worm else None,
+            **(log_info or {}),
         )
         when = dt.datetime.fromtimestamp(now)
         pid = session.client_pid or os.getpid()
         plan = DumpPlan(backup_id=backup_id, parent_job=parent, own_parent=own_parent, database=database,
-                        stripes=[], storage_unit=unit.name, started=now)
+                        stripes=[], storage_unit=unit.name, started=now, expiration=expiration, worm=unit.worm)
         self._active_plans.add(plan)
         media = self._media()
         try:
@@ -188,6 +192,15 @@ class ArchiveAgent:
 
     async def commit_dump(self, plan: DumpPlan, result) -> object:
         catalog = self.daemon.catalog
+        if plan.worm and plan.expiration is not None:
+            # WORM: the storage unit locks every object until the unlock time before the image exists
+            from engine.agent.expire import lock_object
+
+            media = self._media()
+            for s in plan.stripes:
+                await asyncio.to_thread(lock_object, media, s.name, plan.storage_unit, plan.expiration)
+            self.daemon.jobs.log(plan.parent_job, f"WORM: {len(plan.stripes)} objects locked on storage unit "
+                                                  f"{plan.storage_unit} until the image expires")
 
         def record():
             # the image's durable commit fsyncs: off the event loop
@@ -252,6 +265,7 @@ class ArchiveAgent:
                 raise StatusError(NO_ENTITY, f"no dump in the catalog is named {n!r} (`sybar list` shows the "
                                              "images and their backup objects)")
             images[image.backup_id] = image
+        self.daemon.catalog.check_images(list(images), "load from " + ", ".join(sorted(images)))
         if len(images) > 1:
             raise StatusError(RESTORE_ERROR, "the stripes of this load name different dumps ("
                               + ", ".join(sorted(images)) + "): name the stripes of one dump")
@@ -327,8 +341,11 @@ class ArchiveAgent:
         except Exception as e:
             raise StatusError(RESTORE_ERROR, str(getattr(e, "text", e))) from None
         exists = self.daemon.dataserver.master.get(target) is not None
-        return plan_restore(self.daemon.catalog, backup_id, until=parse_time(until) if until else None,
+        plan = plan_restore(self.daemon.catalog, backup_id, until=parse_time(until) if until else None,
                             target=target, target_exists=exists)
+        # a record edited outside sybar is never restored from
+        self.daemon.catalog.check_images([i.backup_id for i in plan.images], f"restore image {backup_id}")
+        return plan
 
     async def restore_image(self, backup_id: str, database: str | None, until: str | None = None) -> int:
         plan = await asyncio.to_thread(self.plan, backup_id, database, until)
@@ -436,14 +453,26 @@ class ArchiveAgent:
         media = self._media()
         known = catalog.object_names()
         busy = self._busy_names()
+        locked_objects = []
         for unit in self.daemon.config.storage_units:
             for info in await asyncio.to_thread(lambda u=unit: list(media.list("", unit=u))):
                 if info.name not in known and info.name not in busy:
-                    await asyncio.to_thread(media.remove, info.name, unit)
+                    if catalog.seal_problems:
+                        # an image record deleted outside sybar makes its objects look orphaned: keep them
+                        locked_objects.append(info.name)
+                        continue
+                    try:
+                        await asyncio.to_thread(media.remove, info.name, unit)
+                    except StatusError as e:
+                        if e.status != 88:  # WORM-locked: it stays until its unlock time
+                            raise
+                        locked_objects.append(info.name)
+                        continue
                     removed_objects.append(info.name)
             for temp in await asyncio.to_thread(media.temporaries, unit):
                 if not temp.in_use and await asyncio.to_thread(media.remove_temporary, temp, unit):
                     removed_temporaries.append(temp.name)
         for name in removed_objects:
             log.info("cleanup: removed orphan object %s", name)
-        return {"images": removed_images, "objects": removed_objects, "temporaries": removed_temporaries}
+        return {"images": removed_images, "objects": removed_objects, "temporaries": removed_temporaries,
+                "kept": locked_objects}

@@ -704,7 +704,11 @@ class Catalog:
             unsealed = [r[0] for r in db.execute(
                 "SELECT backup_id FROM images WHERE state = 'complete' AND seal_seq IS NULL LIMIT 5")]
             verified = self._state(db, "verified")
-        if head is None or not sealer.state_ok("head", head):
+        if head is None and last is None:
+            if complete:
+                problems.append(f"the catalog holds {complete} images but its seal chain is empty: its seal "
+                                "records were deleted outside sybar")  # fmt: skip
+        elif head is None or not sealer.state_ok("head", head):
             problems.append("the signed head of the seal chain is missing or was edited outside sybar")
             head = None
         else:
@@ -904,10 +908,12 @@ class Catalog:
             walk = self._walk_chain(0, ZERO_MAC, db=ro)
             problems += walk["problems"]
             head = self._state(ro, "head")
-            if head is None or not self._sealer.state_ok("head", head):
+            last = ro.execute("SELECT seq, mac FROM seal_log ORDER BY seq DESC LIMIT 1").fetchone()
+            if head is None and last is None:
+                pass  # nothing sealed yet
+            elif head is None or not self._sealer.state_ok("head", head):
                 problems.append("the signed head of the seal chain is missing or was edited outside sybar")
             else:
-                last = ro.execute("SELECT seq, mac FROM seal_log ORDER BY seq DESC LIMIT 1").fetchone()
                 if (last[0] if last else 0) != head.get("seq"):
                     problems.append(f"the seal chain ends at entry {last[0] if last else 0} but its signed head "
                                     f"says {head.get('seq')}")  # fmt: skip
@@ -1445,6 +1451,16 @@ class Catalog:
         where, params = self._filters(database, client, dataserver, since, until, dump_type, keyword, policy)
         return self._query(f"SELECT count(*) FROM images{where}", params)[0][0]
 
+    def distinct_values(self, column: str) -> list[str]:
+        """The different dataservers, clients or databases of complete images, sorted. A skip-scan of
+        the column's index (one lookup per value), so a million images cost no more than a few."""
+        if column not in ("dataserver", "client", "database"):
+            raise ValueError(f"no listing of distinct {column!r}")
+        sql = (f"WITH RECURSIVE v(x) AS (SELECT min({column}) FROM images WHERE state = 'complete' "
+               f"UNION ALL SELECT (SELECT min({column}) FROM images WHERE state = 'complete' AND {column} > x) "
+               f"FROM v WHERE x IS NOT NULL) SELECT x FROM v WHERE x IS NOT NULL")
+        return [r[0] for r in self._query(sql)]
+
     def find_dump(self, name_or_prefix: str, *, database: str | None = None) -> Image | None:
         """The complete image a load names.
 
@@ -1710,13 +1726,3 @@ class Catalog:
             (r[0], r[1])
             for r in self._query("SELECT time, line FROM job_log WHERE job_id = ? ORDER BY seq", (job_id,))
         ]
-    def distinct_values(self, column: str) -> list[str]:
-        """The different dataservers, clients or databases of complete images, sorted. A skip-scan of
-        the column's index (one lookup per value), so a million images cost no more than a few."""
-        if column not in ("dataserver", "client", "database"):
-            raise ValueError(f"no listing of distinct {column!r}")
-        sql = (f"WITH RECURSIVE v(x) AS (SELECT min({column}) FROM images WHERE state = 'complete' "
-               f"UNION ALL SELECT (SELECT min({column}) FROM images WHERE state = 'complete' AND {column} > x) "
-               f"FROM v WHERE x IS NOT NULL) SELECT x FROM v WHERE x IS NOT NULL")
-        return [r[0] for r in self._query(sql)]
-

@@ -123,6 +123,22 @@ class ControlClient:
     async def cleanup(self) -> dict:
         return await self._call("POST", "/cleanup")
 
+    async def expire(self) -> dict:
+        """Remove every image whose expiration has passed: {expired, refused, objects}."""
+        return await self._call("POST", "/expire")
+
+    async def expire_image(self, backup_id: str) -> dict:
+        """Delete one image now (refused, status 88, while it is WORM-locked)."""
+        return await self._call("POST", f"/images/{backup_id}/expire")
+
+    async def set_expiration(self, backup_id: str, until: str | float) -> dict:
+        """Change one image's expiration (a WORM image's only later); returns the image."""
+        return await self._call("POST", f"/images/{backup_id}/expiration", json_body={"until": until})
+
+    async def catalog_check(self) -> dict:
+        """Recompute every seal of the catalog: {ok, problems, images, entries, seconds}."""
+        return await self._call("GET", "/catalog/check")
+
     async def events(self, job_id: int | None = None) -> AsyncIterator[dict]:
         """Job events as they happen (server-sent events), until the caller stops."""
         params = {"job": str(job_id)} if job_id is not None else {}

@@ -15,6 +15,10 @@ One API for the CLI and the GUI (DESIGN.md §2). Version prefix /api/v1.
   GET  /api/v1/jobs/{id}/log
   POST /api/v1/jobs/{id}/cancel                                        -> {cancelled: bool}
   POST /api/v1/cleanup                                                 -> what was removed
+  POST /api/v1/expire                         remove expired images     -> {expired, refused, objects}
+  POST /api/v1/images/{backup_id}/expire      delete one image now      -> {expired, objects}
+  POST /api/v1/images/{backup_id}/expiration  {until}                   -> the image (WORM: only later)
+  GET  /api/v1/catalog/check                  the catalog's seal check  -> {ok, problems, images, entries}
   GET  /api/v1/events         ?job=ID   text/event-stream, one JSON event per message
 
 Every request needs ``Authorization: Bearer TOKEN`` (HOME/control.token).
@@ -169,6 +173,21 @@ def make_app(ops, token: str) -> web.Application:
     async def cleanup(request):
         return _json(await ops.cleanup())
 
+    async def expire(request):
+        return _json(await ops.expire_due())
+
+    async def expire_image(request):
+        return _json(await ops.expire_image(request.match_info["backup_id"]))
+
+    async def expiration(request):
+        b = await body(request)
+        if b.get("until") in (None, ""):
+            raise ValueError("until: give the new expiration")
+        return _json(await ops.set_expiration(request.match_info["backup_id"], b["until"]))
+
+    async def catalog_check(request):
+        return _json(await ops.catalog_check())
+
     async def events(request):
         job_id = int(request.query["job"]) if request.query.get("job") else None
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -219,6 +238,10 @@ def make_app(ops, token: str) -> web.Application:
         web.get(f"{API}/catalog/count", image_count),
         web.get(f"{API}/catalog/facets", facets),
         web.post(f"{API}/cleanup", cleanup),
+        web.post(f"{API}/expire", expire),
+        web.post(f"{API}/images/{{backup_id}}/expire", expire_image),
+        web.post(f"{API}/images/{{backup_id}}/expiration", expiration),
+        web.get(f"{API}/catalog/check", catalog_check),
         web.get(f"{API}/events", events),
     ])
     return app
