@@ -639,14 +639,55 @@ class Catalog:
         self._put_state(db, "head", {"seq": seq, "mac": mac.hex(), "live": live})
 
     def _seal_unsealed(self, db: sqlite3.Connection) -> int:
-        """Seal every complete image that has no seal yet, oldest first (migration, bulk import)."""
+        """Seal every complete image that has no seal yet, oldest first (migration, bulk
+        import): the same entries as one ``_seal_append`` each, computed a chunk at a time."""
         assert self._sealer is not None
+        sealer = self._sealer
         ids = [r[0] for r in db.execute(
             "SELECT backup_id FROM images WHERE state = 'complete' AND seal_seq IS NULL"
             " ORDER BY coalesce(committed, backup_time), rowid"
         )]  # fmt: skip
-        for backup_id in ids:
-            self._seal_append(db, backup_id, "commit")
+        if not ids:
+            return 0
+        last = db.execute("SELECT seq, mac FROM seal_log ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0], bytes(last[1])) if last is not None else (0, ZERO_MAC)
+        head = self._state(db, "head")
+        if head is not None and sealer.state_ok("head", head) and isinstance(head.get("live"), int):
+            live = head["live"]
+        else:
+            live = db.execute(
+                "SELECT count(*) FROM images WHERE state = 'complete' AND seal_seq IS NOT NULL"
+            ).fetchone()[0]
+        n = len(SEALED_FIELDS)
+        now = time.time()
+        for i in range(0, len(ids), 900):
+            chunk = ids[i : i + 900]
+            marks = ", ".join("?" * len(chunk))
+            rows = {r[0]: r for r in db.execute(
+                f"SELECT {', '.join(SEALED_FIELDS)}, expiration, unlock_time FROM images"
+                f" WHERE backup_id IN ({marks})", chunk)}  # fmt: skip
+            objs: dict[str, list[tuple]] = {}
+            for r in db.execute(
+                f"SELECT backup_id, {', '.join(SEALED_OBJECT_FIELDS)} FROM objects WHERE backup_id IN ({marks})"
+                " ORDER BY backup_id, stripe",
+                chunk,
+            ):
+                objs.setdefault(r[0], []).append(r[1:])
+            entries = []
+            for backup_id in chunk:
+                row = rows[backup_id]
+                digest = fields_digest(row[:n]) + objects_digest(objs.get(backup_id, []))
+                seq += 1
+                mac = sealer.entry_mac(seq, "commit", backup_id, row[n], row[n + 1], digest, prev)
+                entries.append((seq, backup_id, "commit", row[n], row[n + 1], digest, mac, now))
+                prev = mac
+            db.executemany(
+                "INSERT INTO seal_log (seq, backup_id, action, expiration, unlock_time, digest, mac, time)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                entries,
+            )
+            db.executemany("UPDATE images SET seal_seq = ? WHERE backup_id = ?", [(e[0], e[1]) for e in entries])
+        self._put_state(db, "head", {"seq": seq, "mac": prev.hex(), "live": live + len(ids)})
         return len(ids)
 
     def _open_seal(self, key_is_new: bool) -> None:
@@ -950,7 +991,8 @@ class Catalog:
         objects = ro.execute(
             f"SELECT backup_id, {', '.join(SEALED_OBJECT_FIELDS)} FROM objects ORDER BY backup_id, stripe"
         )
-        pending_obj = objects.fetchone()
+        obj_rows = iter(objects)
+        pending_obj = next(obj_rows, None)
         problems: list[str] = []
         count = 0
         for r in iter(lambda: images.fetchmany(4096), []):
@@ -959,10 +1001,10 @@ class Catalog:
                 backup_id = row[0]
                 objs = []
                 while pending_obj is not None and pending_obj[0] < backup_id:
-                    pending_obj = objects.fetchone()
+                    pending_obj = next(obj_rows, None)
                 while pending_obj is not None and pending_obj[0] == backup_id:
                     objs.append(pending_obj[1:])
-                    pending_obj = objects.fetchone()
+                    pending_obj = next(obj_rows, None)
                 exp, unlock, seal_seq, e_id, action, e_exp, e_unlock, digest = row[n:]
                 what = None
                 if seal_seq is None:

@@ -84,19 +84,22 @@ def catalog_key(home_root: Path | str) -> tuple[bytes, bool]:
 
 
 def _canon(values: Iterable[Any]) -> bytes:
-    return json.dumps(list(values), separators=(",", ":"), ensure_ascii=True).encode()
+    """An unambiguous encoding of SQLite values (str, int, float, None, bytes): Python's repr
+    of the tuple (strings quoted and escaped, floats exact). Always computed from values
+    read back from the catalog, so sealing and checking see the same types."""
+    return repr(tuple(values)).encode("ascii", "backslashreplace")
 
 
 def fields_digest(row: Sequence[Any]) -> bytes:
     """row: the SEALED_FIELDS values in order (standby as 0/1 or bool)."""
     vals = list(row)
     vals[-1] = 1 if vals[-1] else 0
-    return hashlib.sha256(b"sybar-image-1" + _canon(vals)).digest()[:16]
+    return hashlib.sha256(b"sybar-image-2" + _canon(vals)).digest()[:16]
 
 
 def objects_digest(objects: Iterable[Sequence[Any]]) -> bytes:
     """objects: SEALED_OBJECT_FIELDS tuples in stripe order."""
-    h = hashlib.sha256(b"sybar-objects-1")
+    h = hashlib.sha256(b"sybar-objects-2")
     for o in objects:
         h.update(_canon(o))
         h.update(b"\n")
@@ -125,12 +128,12 @@ class Sealer:
         digest: bytes,
         prev_mac: bytes,
     ) -> bytes:
-        msg = b"sybar-seal-1" + _canon([seq, action, backup_id, expiration, unlock_time]) + digest + prev_mac
-        return hmac.new(self._key, msg, hashlib.sha256).digest()
+        msg = b"sybar-seal-2" + _canon((seq, action, backup_id, expiration, unlock_time)) + digest + prev_mac
+        return hmac.digest(self._key, msg, "sha256")
 
     def sign_state(self, name: str, value: dict[str, Any]) -> str:
         body = {k: v for k, v in value.items() if k != "sig"}
-        msg = b"sybar-seal-state-1" + name.encode() + _canon(sorted(body.items()))
+        msg = b"sybar-seal-state-1" + name.encode() + json.dumps(sorted(body.items())).encode()
         return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
 
     def state_ok(self, name: str, value: dict[str, Any]) -> bool:
