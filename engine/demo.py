@@ -89,6 +89,9 @@ def run_demo(args) -> int:
 
     home = Home.resolve(args.home).ensure()
     host, port = parse_listen(args.listen)
+    from engine.tls import Network, check_listeners
+
+    check_listeners(Network(), host)  # the demo's TDS stays on loopback (no TLS in TDS 5.0)
     if args.once and (home.root / "control.json").exists():
         from engine.control.client import read_state
 

@@ -300,7 +300,7 @@ def check_listeners(network: Network, tds_host: str) -> None:
         raise StatusError(
             20, f"sybar serve will not listen for TDS on {tds_host or '*'}: TDS 5.0 as FreeTDS speaks it has no "
                 "TLS, so logins and data would cross the network in clear. Listen on 127.0.0.1 (scripts run on "
-                "this host), or pass --insecure-tds to accept that on a network you trust.")
+                "this host), or start `sybar serve` with --insecure-tds to accept that on a network you trust.")
     for role, (host, _port) in (("control API", network.control), ("media server", network.media)):
         if not is_loopback(host) and not network.tls:
             raise StatusError(
