@@ -133,6 +133,18 @@ def stripes_33(s):
     return kind, code, out
 
 
+def sybackup_stripes_33(s):
+    before = sybar(s.home, "list", "--json").stdout
+    devs = " ".join(['stripe on "sybackup::-POLICY Sybase_ASE"'] * 32)
+    out = _fisql(s, f'dump database bidb to "sybackup::-POLICY Sybase_ASE" {devs}\ngo\n')
+    assert sybar(s.home, "list", "--json").stdout == before, "a refused dump left an image"
+    return out
+
+
+def load_into_a_database_that_does_not_exist(s):
+    return _fisql(s, f'load database no_such_target from "{s.stripes[0]}" stripe on "{s.stripes[1]}"\ngo\n')
+
+
 def sybackup_unknown_option(s):
     return _fisql(s, 'dump database bidb to "sybackup::-POLICY Sybase_ASE -COLOUR blue"\ngo\n')
 
@@ -412,6 +424,9 @@ ROWS = [
     Row("unknown database", unknown_database, "Msg", 911, "no_such_db"),
     Row("wrong password", wrong_password, "Msg", 4002, "Login failed"),
     Row("33 stripes", stripes_33, "Msg", 8009, "at most 32"),
+    Row("33 sybackup:: stripes", sybackup_stripes_33, "Msg", 8009, "at most 32"),
+    Row("LOAD into a database that does not exist", load_into_a_database_that_does_not_exist, "Msg", 911,
+        "no_such_target"),
     Row("sybackup:: unknown option", sybackup_unknown_option, "Msg", 8009, "Unknown option -COLOUR"),
     Row("sybackup:: option without value", sybackup_option_without_value, "Msg", 8009, "needs a value"),
     Row("sybackup:: unknown policy", sybackup_unknown_policy, "Msg", 8009, "(status 230)"),
