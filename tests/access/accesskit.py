@@ -33,7 +33,7 @@ def served_with_scripts(home: Path, databases: dict[str, int], extra: tuple[str,
     s = start_serve(home, extra=extra)
     try:
         for name, size_mb in databases.items():
-            r = s.sybar_isql(f"create database {name}\ngo\n")
+            r = s.fisql(f"create database {name}\ngo\n")  # FreeTDS: no Python start-up to wait for
             assert "Msg" not in r.stdout, r.stdout + r.stderr
             fill_demo_database(s.db_file(name), size_mb)
         install_sample_scripts(Home.resolve(home))

@@ -5,8 +5,8 @@ from the real keyring, then FreeTDS fisql fed by bphdb on its stdin), every proc
 daemon and the CLI is scanned over and over: /proc/PID/cmdline and /proc/PID/environ. Then every
 file under the home: logs, catalog.db and its WAL, job logs, scripts, storage objects, serve.out,
 control.json, the TLS certificates. The secrets, in raw, hex and base64 forms: the sa password, the
-control token, the media HMAC secret, the TLS private keys and any data (encryption) key the
-keyring holds for the home.
+control token, the media HMAC secret, the TLS private keys, and the data (encryption) key and the
+catalog seal key the keyring holds for the home.
 
 Some secrets must live in a file of the home (there is no keyring entry for them, by design: the
 daemon and the media server read them at start without a desktop session): control.token holds
@@ -75,16 +75,20 @@ def _pem_needles(path: Path) -> set[bytes]:
     return forms(der) | forms(scalar) | {body[0]}
 
 
-def _data_keys(home: Path) -> dict[str, set[bytes]]:
-    """Encryption keys the keyring holds for this home (engine/archive/keys.py's entries)."""
+def _keyring_keys(home: Path) -> dict[str, set[bytes]]:
+    """The keys the keyring holds for this home: data (encryption) keys, the catalog seal key."""
     import base64
 
-    service = f"sybar:data-key:{home}"
+    out = {}
+    service = f"sybar:data-key:{home}"     # engine/archive/keys.py
     kid = keyring.get_password(service, "current")
-    if not kid:
-        return {}
-    value = keyring.get_password(service, kid.strip())
-    return {f"data key {kid.strip()}": forms(base64.b64decode(value))} if value else {}
+    value = keyring.get_password(service, kid.strip()) if kid else None
+    if value:
+        out[f"data key {kid.strip()}"] = forms(base64.b64decode(value))
+    seal = keyring.get_password("sybar-catalog-seal", str(home.resolve()))  # engine/catalog/seal.py
+    if seal:
+        out["catalog seal key"] = forms(bytes.fromhex(seal))
+    return out
 
 
 def _backup(home: Path, script: Path, needles, extra_roots=()) -> Scanner:
@@ -129,10 +133,11 @@ def _file_leaks(home: Path, needles: dict[str, set[bytes]], own: dict[str, str])
 
 def test_no_secret_in_argv_environment_logs_or_files(tmp_path, sa_in_keyring):
     home = tmp_path / "h"
+    t0 = time.monotonic()
     # first start: the sa password comes in SYBAR_SA_PASSWORD, the documented way
     s = start_serve(home)
     try:
-        r = s.sybar_isql("create database mydb\ngo\n")
+        r = s.fisql("create database mydb\ngo\n")
         assert "Msg" not in r.stdout, r.stdout + r.stderr
         fill_demo_database(s.db_file("mydb"), 8)
         install_sample_scripts(Home.resolve(home))
@@ -148,7 +153,7 @@ def test_no_secret_in_argv_environment_logs_or_files(tmp_path, sa_in_keyring):
              "media secret": forms((home / "media.secret").read_bytes()),
              "TLS CA key": _pem_needles(home / "tls" / "ca.key"),
              "TLS server key": _pem_needles(home / "tls" / "server.key")}
-        n.update(_data_keys(home))
+        n.update(_keyring_keys(home))
         return n
 
     # the CLI starts the daemon (serve.out), then two backups: sybar-isql, then fisql as the script's isql
@@ -159,10 +164,13 @@ def test_no_secret_in_argv_environment_logs_or_files(tmp_path, sa_in_keyring):
     fisql_script.write_text(text.replace("ISQL=${ISQL:-sybar-isql}", "ISQL=fisql"))
     fisql_script.chmod(0o700)
     (scripts / "sybase_mydb_backup.sql").write_text((home / "scripts" / "sybase_mydb_backup.sql").read_text())
+    t1 = time.monotonic()
     first = _backup(home, home / "scripts" / "sybase_mydb_backup", needles())
     daemon_pid = int(json.loads((home / "control.json").read_text())["pid"])
     try:
+        t2 = time.monotonic()
         second = _backup(home, fisql_script, needles(), extra_roots=(daemon_pid,))
+        t3 = time.monotonic()
         found = needles()
         running, n_running = _file_leaks(home, found, OWN)
     finally:
@@ -172,6 +180,8 @@ def test_no_secret_in_argv_environment_logs_or_files(tmp_path, sa_in_keyring):
                 break
             time.sleep(0.1)
     stopped, n_stopped = _file_leaks(home, found, OWN)
+    print(f"timings: setup {t1 - t0:.1f} s, first backup (daemon started by the CLI) {t2 - t1:.1f} s, "
+          f"second {t3 - t2:.1f} s, file scans and stop {time.monotonic() - t3:.1f} s")
 
     for scan, isql in ((first, "sybar-isql"), (second, "fisql")):
         names = " / ".join(sorted(set(scan.seen.values())))
