@@ -265,6 +265,52 @@ def case_stripes(ctx: Ctx) -> list[Row]:
     return rows
 
 
+# -- 3b. encryption -----------------------------------------------------------------------
+
+
+def case_encryption(ctx: Ctx) -> list[Row]:
+    """The cost of AES-256-GCM at rest: the same 2-stripe backup and its restore, plain and encrypted."""
+    log("case encryption: sybar backup and restore, -ENCRYPT none vs -ENCRYPT aes-256-gcm (2 stripes, zstd 1)")
+    scripts = {
+        "sybar plain": ctx.home.write_backup_script("bench_backup_plain", "mydb", 2, 1, "none"),
+        "sybar encrypted": ctx.home.write_backup_script("bench_backup_enc", "mydb", 2, 1, "aes-256-gcm"),
+    }
+    images: dict[str, str] = {}
+
+    def backup(name: str) -> Callable[[], None]:
+        def run() -> None:
+            ctx.home.sybar("backup", str(scripts[name]))
+        return run
+
+    def remember(name: str) -> Callable[[], None]:
+        def after() -> None:
+            images[name] = ctx.home.latest_backup_id("mydb")
+        return after
+
+    fns = {f"{n} backup": (None, backup(n), remember(n)) for n in scripts}
+    measured = _measure(fns, ctx.runs)
+    current: dict[str, str] = {}
+
+    def restore_setup() -> None:
+        ctx.restore_seq += 1
+        current["db"] = f"mydb_r{ctx.restore_seq}"
+
+    def restore(name: str) -> Callable[[], None]:
+        return lambda: ctx.home.sybar("restore", "--image", images[name], "--database", current["db"])
+
+    rfns = {f"{n} restore": (restore_setup, restore(n), lambda: ctx.home.drop_database(current["db"]))
+            for n in scripts if n in images}
+    measured.update(_measure(rfns, ctx.runs))
+    spec = {
+        "sybar encrypted backup": {"baseline": "sybar plain backup", "ratio_label": "throughput", "target": 0.9,
+                                   "target_text": "≥ 0.90× (cost < 10 %)", "note": "AES-256-GCM per block"},
+        "sybar encrypted restore": {"baseline": "sybar plain restore", "ratio_label": "throughput",
+                                    "target": 0.9, "target_text": "≥ 0.90× (cost < 10 %)",
+                                    "note": "AES-256-GCM per block"},
+    }
+    return _rows("encryption", measured, spec)
+
+
 # -- 4. rss ------------------------------------------------------------------------------
 
 

@@ -132,8 +132,9 @@ exit 0
 """
 
 
-def dump_sql(database: str, stripes: int, compression: int) -> str:
-    dev = '"sybackup::-SERV localhost -POLICY Sybase_ASE -SCHED Default-Application-Backup"'
+def dump_sql(database: str, stripes: int, compression: int, encryption: str | None = None) -> str:
+    enc = f" -ENCRYPT {encryption}" if encryption else ""
+    dev = f'"sybackup::-SERV localhost -POLICY Sybase_ASE -SCHED Default-Application-Backup{enc}"'
     lines = ["use master", "go", f"dump database {database}", f"    to {dev}"]
     lines += [f"    stripe on {dev}"] * (stripes - 1)
     lines += [f"    with compression = {compression}", "go", ""]
@@ -224,11 +225,12 @@ class SybarHome:
         os.replace(tmp, target)
         return target
 
-    def write_backup_script(self, name: str, database: str, stripes: int, compression: int = 1) -> Path:
+    def write_backup_script(self, name: str, database: str, stripes: int, compression: int = 1,
+                            encryption: str | None = None) -> Path:
         scripts = self.root / "scripts"
         scripts.mkdir(mode=0o700, exist_ok=True)
         sql = scripts / f"{name}.sql"
-        sql.write_text(dump_sql(database, stripes, compression))
+        sql.write_text(dump_sql(database, stripes, compression, encryption))
         os.chmod(sql, 0o600)
         script = scripts / name
         script.write_text(BACKUP_SCRIPT.format(name=name))

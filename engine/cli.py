@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_ops.add_parsers(sub, _add_home)
     cli_lint.add_parser(sub, _add_home)
+    from engine import cli_key
+
+    cli_key.add_parser(sub, _add_home)
     from engine import cli_expire
 
     cli_expire.add_parsers(sub, _add_home)
@@ -110,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("expire", "catalog"):
             from engine import cli_expire
             return cli_expire.main_for(args)
+        if args.command == "key":
+            from engine import cli_key
+            return cli_key.run(args)
         if args.command == "lint":
             from engine import cli_lint
             return cli_lint.run(args)

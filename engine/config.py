@@ -113,7 +113,21 @@ ENV_NAMES = {
     "schedule": "SYBACKUP_SCHED",
 }
 # The sybackup:: device flags (upper case, no dash) -> parse_sybackup_options key.
-DEVICE_FLAGS = {"SERV": "SERV", "CLIENT": "CLIENT", "POLICY": "POLICY", "POL": "POLICY", "SCHED": "SCHED"}
+DEVICE_FLAGS = {"SERV": "SERV", "CLIENT": "CLIENT", "POLICY": "POLICY", "POL": "POLICY", "SCHED": "SCHED",
+                "ENCRYPT": "ENCRYPT"}
+#: ``encryption = ...`` in sybar.toml (top level or a policy) and ``-ENCRYPT`` of a sybackup:: device.
+ENCRYPTION_CHOICES = ("aes-256-gcm", "none")
+
+
+def check_encryption(value: object, where: str) -> str:
+    """The normalised encryption setting; StatusError 20 for anything but aes-256-gcm or none."""
+    text = str(value).strip().lower() if isinstance(value, str) else None
+    if text not in ENCRYPTION_CHOICES:
+        raise StatusError(
+            INVALID_PARAMETER,
+            f'{where}: encryption {value!r} is not "aes-256-gcm" or "none"',
+        )
+    return text
 _DEVICE_KEYS = {"master_server": "SERV", "client": "CLIENT", "policy": "POLICY", "schedule": "SCHED"}
 
 
@@ -128,6 +142,7 @@ def builtin_defaults() -> dict[str, Any]:
         "policy": DEFAULT_POLICY,
         "schedule": DEFAULT_SCHEDULE,
         "storage_unit": DEFAULT_STORAGE_UNIT,
+        "encryption": "aes-256-gcm",
         "policies": {
             DEFAULT_POLICY: {
                 "type": "Sybase",
@@ -169,6 +184,7 @@ USER_CONFIG_TEMPLATE = """\
 # policy = "Sybase_ASE"                  # policy of user-directed backups
 # schedule = "Default-Application-Backup"
 # storage_unit = "disk1"                 # where stripes go unless the policy names one
+# encryption = "aes-256-gcm"             # of sybackup:: dumps, key in the OS keyring; or "none"
 
 # [policies.Sybase_ASE]
 # type = "Sybase"
@@ -362,6 +378,7 @@ class Policy:
     storage_unit: str | None
     scripts: tuple[str, ...]
     schedules: dict[str, Schedule]
+    encryption: str | None = None  # None: the top-level setting
 
     def schedule(self, name: str | None = None) -> Schedule:
         """A schedule by name (None: the policy's first Application Backup schedule).
@@ -425,6 +442,7 @@ class Config:
     user_config_path: Path | None = None
     system_config_path: Path | None = None
     origins: dict[str, str] = field(default_factory=dict)  # top-level key -> where its value came from
+    encryption: str = "none"  # of sybackup:: dumps: "aes-256-gcm" or "none" (a policy may override)
 
     def policy(self, name: str | None = None) -> Policy:
         """A policy by name (None: the default). StatusError 230 when unknown."""
@@ -552,7 +570,8 @@ class _Builder:
         d = self.data
         self.check_keys(
             d,
-            {"master_server", "client", "policy", "schedule", "storage_unit", "policies", "storage_units"},
+            {"master_server", "client", "policy", "schedule", "storage_unit", "policies", "storage_units",
+             "encryption"},
             (),
             "the configuration",
         )
@@ -576,6 +595,7 @@ class _Builder:
             default_storage_unit_name=self.string(d, "storage_unit", ()) or DEFAULT_STORAGE_UNIT,
             policies=policies,
             storage_units=units,
+            encryption=check_encryption(d.get("encryption", "none"), self.where(("encryption",))),
             origins={
                 k: self.where((k,)) for k in ("master_server", "client", "policy", "schedule", "storage_unit")
             },
@@ -583,7 +603,9 @@ class _Builder:
 
     def policy(self, name: str, p: dict) -> Policy:
         path = ("policies", name)
-        self.check_keys(p, {"type", "active", "storage_unit", "scripts", "schedules"}, path, f"policy {name}")
+        self.check_keys(
+            p, {"type", "active", "storage_unit", "scripts", "schedules", "encryption"}, path, f"policy {name}"
+        )
         ptype = self.string(p, "type", path, "Sybase") or "Sybase"
         if ptype.lower() != "sybase":
             raise self.fail((*path, "type"), f'sybar runs Sybase policies only, not "{ptype}"')
@@ -604,6 +626,8 @@ class _Builder:
             storage_unit=self.string(p, "storage_unit", path),
             scripts=tuple(scripts),
             schedules=schedules,
+            encryption=None if p.get("encryption") is None
+            else check_encryption(p.get("encryption"), self.where((*path, "encryption"))),
         )
 
     def schedule(self, policy: str, name: str, s: dict) -> Schedule:
@@ -661,6 +685,15 @@ class _Builder:
         return StorageUnitConfig(name=name, type=utype, path=p, options=options)
 
 
+def _made_before_encryption(user_path: Path) -> bool:
+    """A user config that sybar wrote before encryption at rest existed (its template, no encryption line)."""
+    try:
+        text = user_path.read_text(errors="replace")
+    except OSError:
+        return False
+    return text.startswith("# sybar configuration of this home.") and "encryption" not in text
+
+
 def load_config(home: Home, *, write_user_config: bool = True) -> Config:
     """The configuration of a home: defaults < system config < user config.
     Writes the commented user config when it does not exist yet."""
@@ -674,7 +707,12 @@ def load_config(home: Home, *, write_user_config: bool = True) -> Config:
         used_sys = sys_path
     user_path = user_config_path(home)
     if user_path.is_file():
-        _merge(data, _read_toml(user_path), origins, f"the user config {user_path}")
+        user_data = _read_toml(user_path)
+        if "encryption" not in user_data and ("encryption",) not in origins and _made_before_encryption(user_path):
+            # encryption at rest is the default of new homes; a home made before it stays as it was
+            data["encryption"] = "none"
+            origins[("encryption",)] = f"a home made before encryption at rest ({user_path} does not mention it)"
+        _merge(data, user_data, origins, f"the user config {user_path}")
     elif write_user_config:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_private_file(user_path, user_config_text())
@@ -698,7 +736,7 @@ def parse_sybackup_options(device: str) -> dict[str, str]:
         text = text[len("sybackup::") :]
     usage = (
         "sybackup:: devices take -SERV master_server, -CLIENT client, -POLICY policy (or -POL), "
-        "-SCHED schedule, and for a load the name of the dump"
+        "-SCHED schedule, -ENCRYPT aes-256-gcm|none, and for a load the name of the dump"
     )
     try:
         tokens = shlex.split(text)

@@ -21,10 +21,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from engine.archive import keys as data_keys
 from engine.archive.client import MediaClient
 from engine.archive.names import object_name
 from engine.bphdb.runner import environment_of
-from engine.config import parse_sybackup_options, resolve_archive_options
+from engine.config import check_encryption, parse_sybackup_options, resolve_archive_options
 from engine.jobs.status import RESTORE_ERROR, SUCCESS, TERMINATED_BY_ADMIN, StatusError
 from engine.media.secret import ensure_media_secret
 
@@ -83,6 +84,7 @@ class ArchiveAgent:
         self._cancels: dict[int, set[threading.Event]] = {}
         self._secret: bytes | None = None
         self._active_plans: set[DumpPlan] = set()  # dumps under way: their objects are not orphans
+        self._keys: dict[str, bytes] = {}  # data keys looked up for loads, by id
 
     # -- helpers -----------------------------------------------------------------
     def _media(self) -> MediaClient:
@@ -130,16 +132,36 @@ class ArchiveAgent:
             merged.update({k: v for k, v in o.items() if k != "OBJECT"})
         script_env = environment_of(session.client_pid) if session.client_pid and session.local_client else {}
         options = resolve_archive_options(merged, script_env, dict(os.environ), self.daemon.config)
-        return options, {"objects": [o.get("OBJECT") for o in opts], "script_env": script_env}
+        return options, {"objects": [o.get("OBJECT") for o in opts], "script_env": script_env,
+                         "encrypt": merged.get("ENCRYPT")}
+
+    def _encryption(self, device_value, policy) -> bool:
+        """Encrypt this dump? -ENCRYPT of the device > the policy's setting > sybar.toml's top level."""
+        if device_value is not None:
+            return check_encryption(device_value, "the sybackup:: device's -ENCRYPT") != "none"
+        setting = getattr(policy, "encryption", None) or getattr(self.daemon.config, "encryption", "none")
+        return setting != "none"
+
+    def _key_lookup(self, kid: str) -> bytes | None:
+        """From load worker threads (never the event loop): a data key by id from the keyring."""
+        if kid not in self._keys:
+            key = data_keys.lookup(self.daemon.home.root, kid)
+            if key is None:
+                return None
+            self._keys[kid] = key
+        return self._keys[kid]
 
     # -- dump --------------------------------------------------------------------
     async def begin_dump(self, session, database: str, devices: list[str], compression: int | None,
                          dump_type: str = "D", log_info: dict | None = None) -> DumpPlan:
-        options, _ = self._resolve(session, devices)
+        options, extra = self._resolve(session, devices)
         config = self.daemon.config
         policy = config.policy(options.policy)
         schedule = policy.schedule(options.schedule)
         schedule.check_window_now()
+        # the home's data key: created on first need, in the keyring (a blocking call: off the loop)
+        data_key = (await asyncio.to_thread(data_keys.ensure, self.daemon.home.root)
+                    if self._encryption(extra["encrypt"], policy) else None)
         await self.daemon.media.ensure_running()
         now = time.time()
         jobs = self.daemon.jobs
@@ -176,8 +198,10 @@ class ArchiveAgent:
                                      schedule=schedule.name, dataserver=session.server.name, database=database,
                                      stripe=i, object_name=name, backup_id=backup_id)
                 sink = await asyncio.to_thread(media.store, name, unit.name, job_id=job)
+                sink.data_key = data_key  # the Backup Server encrypts every block with it
                 plan.stripes.append(StripePlan(i, name, job, sink))
-                jobs.log(job, f"stripe {i + 1} of {len(devices)}: backup object {name} to storage unit {unit.name}")
+                jobs.log(job, f"stripe {i + 1} of {len(devices)}: backup object {name} to storage unit {unit.name}"
+                              + (f", encrypted (AES-256-GCM, data key {data_key.id})" if data_key else ""))
         except BaseException as e:
             await self.fail_dump(plan, e)
             raise
@@ -297,7 +321,9 @@ class ArchiveAgent:
                                      dataserver=session.server.name, stripe=obj.stripe, object_name=obj.name,
                                      backup_id=image.backup_id)
                 plan.stripe_jobs.append(job)
-                plan.sources.append(await asyncio.to_thread(media.fetch, obj.name))
+                source = await asyncio.to_thread(media.fetch, obj.name)
+                source.key_lookup = self._key_lookup  # an encrypted stripe's key, by the id its header names
+                plan.sources.append(source)
         except BaseException as e:
             await self.end_load(plan, e)
             raise

@@ -464,6 +464,8 @@ class ArchiveSink:
         self._buf = bytearray()
         self._error: StatusError | None = None
         self._state = "open"  # open | committed | failed | aborted
+        #: set by the archive agent when the dump is to be encrypted (engine.backupserver.cipher.DataKey)
+        self.data_key = None
         self._ch = client._open(f"storing object {name}", MEDIA_WRITE_ERROR)
         try:
             ready = self._ch.request(
@@ -577,6 +579,8 @@ class ArchiveSource:
         self._frame: bytes | bytearray = b""
         self._pos = 0
         self._eof = False
+        #: key_id -> data key or None; set by the archive agent so a load can decrypt (StripeDecoder)
+        self.key_lookup = None
         self._ch = client._open(f"reading object {name}", RESTORE_ERROR)
         try:
             ready = self._ch.request({"op": "fetch", "name": name, "unit": unit})

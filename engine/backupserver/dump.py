@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.backupserver import dumpformat as fmt
+from engine.backupserver.cipher import DataKey
 from engine.backupserver.devices import StripeSink, describe, media_error
 from engine.backupserver.snapshot import Snapshot, consistent_snapshot
 from engine.jobs.status import BACKUP_FAILED, TERMINATED_BY_ADMIN, StatusError
@@ -109,8 +110,13 @@ def dump_database(
     progress: Callable[[DumpProgress], None] | None = None,
     cancel: threading.Event | None = None,
     dump_type: str = "D",
+    data_key: DataKey | None = None,
 ) -> DumpResult:
     """Dump the database file at db_path to len(sinks) stripes.
+
+    With data_key (or when the sinks carry a ``data_key`` attribute, as the
+    archive API's do when encryption is on) every block is encrypted with
+    AES-256-GCM (engine.backupserver.cipher) after compression.
 
     The sinks belong to this call: on success all are committed, on any
     failure all are aborted and the error is raised (StatusError: 6 bad
@@ -130,11 +136,16 @@ def dump_database(
             )
         if dump_type not in ("D", "T"):
             raise StatusError(BACKUP_FAILED, f"dump type {dump_type!r} is neither 'D' nor 'T'")
+        if data_key is None:
+            keys = {getattr(s, "data_key", None) for s in sinks}
+            if len(keys) > 1:
+                raise StatusError(BACKUP_FAILED, f"dump of {database}: the stripes ask for different data keys")
+            data_key = keys.pop()
         zlevel = fmt.zstd_level(compression)
         comp = None if zlevel is None else {"codec": "zstd", "level": compression, "zstd_level": zlevel}
         if cancel is not None and cancel.is_set():
             raise StatusError(TERMINATED_BY_ADMIN, f"dump of {database} was cancelled before it started")
-        run = _DumpRun(server, database, dump_type, sinks, comp, progress, cancel)
+        run = _DumpRun(server, database, dump_type, sinks, comp, progress, cancel, data_key)
         with consistent_snapshot(db_path) as snap:
             try:
                 run.start(snap)
@@ -175,7 +186,7 @@ def dump_database(
 
 
 class _DumpRun:
-    def __init__(self, server, database, dump_type, sinks, comp, progress, cancel):
+    def __init__(self, server, database, dump_type, sinks, comp, progress, cancel, data_key=None):
         self.server = server
         self.database = database
         self.dump_type = dump_type
@@ -185,6 +196,8 @@ class _DumpRun:
         self.progress = progress
         self.cancel = cancel
         self.dump_id = uuid.uuid4().hex
+        self.data_key: DataKey | None = data_key
+        self.encryption = None if data_key is None else fmt.new_encryption(data_key.id)
         self.stop = threading.Event()
         self.reads_done = threading.Event()
         self.errors: list[BaseException] = []
@@ -215,8 +228,9 @@ class _DumpRun:
                 stripe_page_count=count,
                 created=created,
                 compression=self.comp,
+                encryption=self.encryption,
             )
-            self.encoders[i] = fmt.StripeEncoder(header)
+            self.encoders[i] = fmt.StripeEncoder(header, None if self.data_key is None else self.data_key.key)
         for i in range(self.n):
             t = threading.Thread(
                 target=self._worker, args=(i,), name=f"dump-{self.database}-stripe{i}", daemon=True

@@ -15,7 +15,7 @@ Byte layout (all integers big-endian)::
                 check      u64        8  xxh3_64 of version..json
     block    := "SBLK"                4  magic
                 codec      u8         1  0 raw, 1 zstd
-                flags      u8         1  0
+                flags      u8         1  0, or 1 (FLAG_AES_GCM) in an encrypted dump
                 reserved   u16        2  0
                 index      u32        4  block number in this stripe, from 0
                 raw_len    u32        4  pages * page_size, <= MAX_RAW_BLOCK
@@ -24,7 +24,9 @@ Byte layout (all integers big-endian)::
                 stored_h   u64        8  xxh3_64 of the stored bytes (= raw_h for codec 0)
                 raw_h      u64        8  xxh3_64 of the raw bytes (the pages)
                 hdr_check  u32        4  xxh32 of the 44 bytes above
-                stored     stored_len    the pages, zstd-compressed when codec 1
+                stored     stored_len    the pages, zstd-compressed when codec 1; in an
+                                         encrypted dump AES-256-GCM ciphertext + 16-byte tag
+                                         of those bytes (engine.backupserver.cipher)
     trailer  := "SYBAREND"            8  marker
                 json_len   u32        4  <= MAX_TRAILER_JSON
                 json       json_len      UTF-8 JSON object, see StripeTrailer
@@ -37,6 +39,15 @@ block hashes of this stripe, in order, each packed as u64) and the dump
 digest (xxh3_128 over ``(first_page u64, raw_hash u64)`` of every block of
 every stripe, in page order): the checksum of the whole dump, identical in
 every stripe's trailer, which a load recomputes once all stripes are read.
+
+An encrypted dump's header carries ``encryption`` = {"cipher": "aes-256-gcm",
+"key_id": fingerprint of the home's data key, "salt": 16 random bytes hex};
+every block has flag 1, is compressed then encrypted, its stored hash covers
+the ciphertext (a media server verifies it without the key) and its raw hash
+is xxh3_64 seeded from the dump's key material. Without the key a decoder in
+``verify_only`` mode still checks every stored hash, the block headers and the
+trailer; a loading decoder needs the key (``key_lookup``) and fails with a
+sentence naming the key id otherwise.
 """
 
 from __future__ import annotations
@@ -45,12 +56,14 @@ import datetime as _dt
 import json
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import xxhash
 import zstandard
 
+from engine.backupserver import cipher as _cipher
 from engine.jobs.status import BACKUP_FAILED, RESTORE_ERROR, StatusError
 
 MAGIC = b"SYBARDMP"
@@ -70,6 +83,8 @@ MAX_FORMAT_STRIPES = 4096
 
 CODEC_RAW = 0
 CODEC_ZSTD = 1
+#: Block flag: the stored bytes are AES-256-GCM ciphertext + tag.
+FLAG_AES_GCM = 1
 
 #: ASE ``with compression = N`` level -> zstd level. 0 means no compression.
 #: 1-9 (ASE's zlib levels, 1 fastest, 9 smallest) map one to one onto zstd
@@ -104,6 +119,8 @@ _PAIR = struct.Struct(">QQ")
 _U64 = struct.Struct(">Q")
 
 _DUMP_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_KEY_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+_SALT_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def zstd_level(ase_level: int | None) -> int | None:
@@ -156,6 +173,12 @@ class StripeHeader:
     compression: dict[str, Any] | None  # {"codec": "zstd", "level": ASE, "zstd_level": n}
     sybar_format: int = FORMAT_VERSION
     format: str = SYBAR_FORMAT_NAME
+    #: None, or {"cipher": "aes-256-gcm", "key_id": 16 hex, "salt": 32 hex}; absent from the JSON when None
+    encryption: dict[str, Any] | None = None
+
+    @property
+    def key_id(self) -> str | None:
+        return None if self.encryption is None else self.encryption.get("key_id")
 
     @property
     def raw_bytes(self) -> int:
@@ -177,7 +200,10 @@ class StripeHeader:
         )
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":")).encode()
+        d = asdict(self)
+        if d["encryption"] is None:
+            del d["encryption"]  # unencrypted headers stay byte-identical to earlier versions
+        return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "stripe header") -> StripeHeader:
@@ -207,6 +233,7 @@ class StripeHeader:
             compression=get("compression", (dict, type(None))),
             sybar_format=get("sybar_format", int),
             format=get("format", str),
+            encryption=get("encryption", (dict, type(None))) if "encryption" in obj else None,
         )
         h.validate(where)
         return h
@@ -240,6 +267,15 @@ class StripeHeader:
             )
         if self.compression is not None and self.compression.get("codec") != "zstd":
             problems.append(f"compression {self.compression!r} is not zstd")
+        e = self.encryption
+        if e is not None and (
+            e.get("cipher") != _cipher.CIPHER_NAME
+            or not isinstance(e.get("key_id"), str)
+            or not _KEY_ID_RE.match(e["key_id"])
+            or not isinstance(e.get("salt"), str)
+            or not _SALT_RE.match(e["salt"])
+        ):
+            problems.append(f"encryption {e!r} is not aes-256-gcm with a key id and a salt")
         try:
             _dt.datetime.fromisoformat(self.created)
         except ValueError:
@@ -331,6 +367,21 @@ def make_compressor(level: int) -> zstandard.ZstdCompressor:
     return zstandard.ZstdCompressor(compression_params=params)
 
 
+def block_cipher(header: StripeHeader, data_key: bytes) -> _cipher.BlockCipher:
+    """The block cipher of an encrypted dump (its header's salt and dump id, the home's data key)."""
+    assert header.encryption is not None
+    return _cipher.BlockCipher(data_key, header.dump_id, bytes.fromhex(header.encryption["salt"]))
+
+
+def new_encryption(data_key_id: str) -> dict[str, Any]:
+    """The header's ``encryption`` record for a new dump: cipher, key id and a fresh random salt."""
+    return {
+        "cipher": _cipher.CIPHER_NAME,
+        "key_id": data_key_id,
+        "salt": _cipher.secrets.token_hex(_cipher.SALT_BYTES),
+    }
+
+
 def encode_header(header: StripeHeader) -> bytes:
     header.validate("stripe header to write")
     body = header.to_json()
@@ -348,9 +399,18 @@ def encode_trailer(trailer: StripeTrailer) -> bytes:
 
 
 def encode_block_header(
-    index: int, codec: int, raw_len: int, stored_len: int, first_page: int, stored_h: int, raw_h: int
+    index: int,
+    codec: int,
+    raw_len: int,
+    stored_len: int,
+    first_page: int,
+    stored_h: int,
+    raw_h: int,
+    flags: int = 0,
 ) -> bytes:
-    body = _BLOCK_BODY.pack(BLOCK_MAGIC, codec, 0, 0, index, raw_len, stored_len, first_page, stored_h, raw_h)
+    body = _BLOCK_BODY.pack(
+        BLOCK_MAGIC, codec, flags, 0, index, raw_len, stored_len, first_page, stored_h, raw_h
+    )
     return body + _BLOCK_CHECK.pack(xxhash.xxh32_intdigest(body))
 
 
@@ -359,14 +419,22 @@ class StripeEncoder:
 
     ``header()`` first, then ``block(first_page, raw)`` for each run of pages
     in order, then ``trailer(dump_digest)``. ``block_hashes`` collects
-    (first_page, raw xxh3_64) for the dump digest.
+    (first_page, raw xxh3_64) for the dump digest. A header with
+    ``encryption`` needs the home's data key (``data_key``, the one whose id it names).
     """
 
-    def __init__(self, header: StripeHeader):
+    def __init__(self, header: StripeHeader, data_key: bytes | None = None):
         header.validate("stripe header to write")
         self.h = header
         level = None if header.compression is None else header.compression.get("zstd_level")
         self._cctx = None if level is None else make_compressor(level)
+        self._cipher: _cipher.BlockCipher | None = None
+        self._seed = 0
+        if header.encryption is not None:
+            if data_key is None or _cipher.key_id(data_key) != header.key_id:
+                raise ValueError("an encrypted stripe needs the data key its header names")
+            self._cipher = block_cipher(header, data_key)
+            self._seed = self._cipher.hash_seed
         self.block_hashes: list[tuple[int, int]] = []
         self.raw_bytes = 0
         self.stored_bytes = 0
@@ -379,27 +447,38 @@ class StripeEncoder:
         return data
 
     def block(self, first_page: int, raw: bytes) -> bytes:
+        head, stored = self.block_parts(first_page, raw)
+        return head + stored
+
+    def block_parts(self, first_page: int, raw: bytes | memoryview) -> tuple[bytes, bytes | memoryview]:
+        """The frame of one block as (48-byte block header, stored bytes), not joined (no copy)."""
         n = len(raw)
         ps = self.h.page_size
         if first_page != self._next_page or n == 0 or n % ps or n > MAX_RAW_BLOCK:
             raise ValueError(f"block of {n} bytes at page {first_page} breaks the stripe layout")
         if first_page + n // ps > self.h.stripe_first_page + self.h.stripe_page_count:
             raise ValueError("block runs past the end of the stripe")
-        raw_h = xxhash.xxh3_64_intdigest(raw)
+        raw_h = xxhash.xxh3_64_intdigest(raw, self._seed)
         codec, stored = CODEC_RAW, raw
         if self._cctx is not None:
             packed = self._cctx.compress(raw)
             if len(packed) < n:
                 codec, stored = CODEC_ZSTD, packed
-        stored_h = raw_h if codec == CODEC_RAW else xxhash.xxh3_64_intdigest(stored)
-        head = encode_block_header(len(self.block_hashes), codec, n, len(stored), first_page, stored_h, raw_h)
+        index = len(self.block_hashes)
+        flags = 0
+        if self._cipher is not None:
+            stored = self._cipher.encrypt(
+                stored, stripe=self.h.stripe, index=index, first_page=first_page, raw_len=n, codec=codec
+            )
+            flags = FLAG_AES_GCM
+        stored_h = raw_h if codec == CODEC_RAW and not flags else xxhash.xxh3_64_intdigest(stored)
+        head = encode_block_header(index, codec, n, len(stored), first_page, stored_h, raw_h, flags)
         self.block_hashes.append((first_page, raw_h))
         self._next_page += n // ps
         self.pages += n // ps
         self.raw_bytes += n
-        frame = head + stored
-        self.stored_bytes += len(frame)
-        return frame
+        self.stored_bytes += len(head) + len(stored)
+        return head, stored
 
     def trailer(self, dump_digest_hex: str) -> bytes:
         if self.pages != self.h.stripe_page_count:
@@ -456,10 +535,20 @@ class StripeDecoder:
     ``name`` (the device), the block and the byte offset. Memory stays bounded
     by one frame (<= MAX_RAW_BLOCK + compress bound) plus what one feed() adds;
     no length field is trusted before it has been checked against its limit.
-    With ``verify_only`` the Block events carry no data.
+    With ``verify_only`` the Block events carry no data (and an encrypted
+    stripe is verified without its key: stored hashes, block headers,
+    trailer). Otherwise an encrypted stripe needs ``key_lookup(key_id)`` to
+    return the data key; None (or no key_lookup) raises DumpFormatError naming
+    the key id and what to do.
     """
 
-    def __init__(self, name: str = "stripe", *, verify_only: bool = False):
+    def __init__(
+        self,
+        name: str = "stripe",
+        *,
+        verify_only: bool = False,
+        key_lookup: Callable[[str], bytes | None] | None = None,
+    ):
         self.name = name
         self.header: StripeHeader | None = None
         self.trailer: StripeTrailer | None = None
@@ -474,6 +563,9 @@ class StripeDecoder:
         self._dctx = zstandard.ZstdDecompressor(max_window_size=MAX_RAW_BLOCK)
         self._next_page = 0
         self._verify_only = verify_only
+        self._key_lookup = key_lookup
+        self._cipher: _cipher.BlockCipher | None = None
+        self._seed = 0
 
     # -- helpers
     @property
@@ -586,12 +678,34 @@ class StripeDecoder:
             obj = json.loads(data[_HEADER_FIXED.size : total - _CHECK.size])
         except (ValueError, UnicodeDecodeError):
             raise self._fail("the stripe header is not valid JSON", _HEADER_FIXED.size) from None
-        self.header = StripeHeader.from_json(obj, self.name)
+        header = StripeHeader.from_json(obj, self.name)
+        if header.encryption is not None and not self._verify_only:
+            self._cipher = self._open_cipher(header)
+            self._seed = self._cipher.hash_seed
+        self.header = header
         self._next_page = self.header.stripe_first_page
         self._skip(total)
         self.stored_bytes += total
         self._state = _S_BODY
         return Header(self.header)
+
+    def _open_cipher(self, header: StripeHeader) -> _cipher.BlockCipher:
+        kid = header.key_id
+        key = None if self._key_lookup is None else self._key_lookup(str(kid))
+        if key is None:
+            raise DumpFormatError(
+                f"{self.name}: {header.describe()} is encrypted (AES-256-GCM) with the data key {kid}, "
+                f"which this sybar home does not hold: import that key with `sybar key import --file FILE` "
+                "(the file `sybar key export` wrote on the home that took the backup), then load again",
+                offset=0,
+            )
+        if _cipher.key_id(key) != kid:
+            raise DumpFormatError(
+                f"{self.name}: the key offered for data key {kid} has the id {_cipher.key_id(key)}: "
+                "import the right key with `sybar key import --file FILE`",
+                offset=0,
+            )
+        return block_cipher(header, key)
 
     def _parse_frame(self) -> Event | None:
         if self.pending < 4:
@@ -623,10 +737,17 @@ class StripeDecoder:
         left = h.stripe_first_page + h.stripe_page_count - self._next_page
         if index != k:
             raise self._fail(f"block {k} is numbered {index} (blocks missing or out of order)")
-        if codec not in (CODEC_RAW, CODEC_ZSTD) or flags or reserved:
+        encrypted = h.encryption is not None
+        if codec not in (CODEC_RAW, CODEC_ZSTD) or flags not in (0, FLAG_AES_GCM) or reserved:
             raise self._fail(
                 f"block {k} uses unknown codec {codec}, flags {flags} or reserved bits {reserved}"
             )
+        if bool(flags) != encrypted:
+            raise self._fail(
+                f"block {k} is {'' if flags else 'not '}encrypted but the header says the dump is "
+                f"{'' if encrypted else 'not '}encrypted"
+            )
+        tag = _cipher.TAG_BYTES if encrypted else 0
         if codec == CODEC_ZSTD and h.compression is None:
             raise self._fail(f"block {k} is compressed but the header says the dump is not")
         if first_page != self._next_page:
@@ -636,8 +757,8 @@ class StripeDecoder:
                 f"block {k} claims {raw_len} raw bytes, not a whole number of {ps}-byte pages within "
                 f"the {left} pages left in this stripe (limit {MAX_RAW_BLOCK})"
             )
-        if (codec == CODEC_RAW and stored_len != raw_len) or (
-            codec == CODEC_ZSTD and not 0 < stored_len <= compress_bound(raw_len)
+        if (codec == CODEC_RAW and stored_len != raw_len + tag) or (
+            codec == CODEC_ZSTD and not tag < stored_len <= compress_bound(raw_len) + tag
         ):
             raise self._fail(
                 f"block {k} claims an impossible stored length {stored_len} for {raw_len} raw bytes"
@@ -652,7 +773,26 @@ class StripeDecoder:
         with memoryview(self._buf) as mv, mv[start : start + stored_len] as stored:
             if xxhash.xxh3_64_intdigest(stored) != stored_h:
                 raise self._fail(f"checksum mismatch in block {k} ({pages}): the stored data is corrupt", at)
-            if codec == CODEC_ZSTD:
+            if encrypted:
+                ok = True
+                if self._cipher is not None:
+                    try:
+                        plain = self._cipher.decrypt(
+                            stored, stripe=h.stripe, index=k, first_page=first_page, raw_len=raw_len,
+                            codec=codec,
+                        )
+                    except _cipher.DecryptError:
+                        raise self._fail(
+                            f"block {k} ({pages}) does not authenticate under data key {h.key_id}: it was "
+                            "altered, or moved from another place, stripe or dump; load from an intact copy",
+                            at,
+                        ) from None
+                    if codec == CODEC_ZSTD:
+                        raw = self._decompress(plain, raw_len, k, pages, at)
+                    else:
+                        raw = plain
+                    ok = len(raw) == raw_len and xxhash.xxh3_64_intdigest(raw, self._seed) == raw_h
+            elif codec == CODEC_ZSTD:
                 size = zstandard.frame_content_size(stored) if stored_len >= 4 else -1
                 if size not in (-1, raw_len):
                     raise self._fail(
@@ -676,6 +816,15 @@ class StripeDecoder:
         self.raw_bytes += raw_len
         self.stored_bytes += total
         return Block(first_page, b"" if self._verify_only else raw, k, raw_h, stored_len)
+
+    def _decompress(self, stored: bytes | memoryview, raw_len: int, k: int, pages: str, at: int) -> bytes:
+        size = zstandard.frame_content_size(stored) if len(stored) >= 4 else -1
+        if size not in (-1, raw_len):
+            raise self._fail(f"block {k}: compressed frame declares {size} bytes, expected {raw_len}", at)
+        try:
+            return self._dctx.decompress(stored, max_output_size=raw_len)
+        except zstandard.ZstdError as e:
+            raise self._fail(f"block {k} ({pages}) does not decompress ({e})", at) from None
 
     def _parse_trailer(self) -> Event | None:
         h = self.header
@@ -750,7 +899,7 @@ def read_exactly(source: Any, n: int) -> bytes:
 def read_header(source: Any, name: str | None = None) -> StripeHeader:
     """Read and verify only the header of a stripe (``load ... with headeronly/listonly``)."""
     label = name or getattr(source, "name", "stripe device")
-    dec = StripeDecoder(str(label))
+    dec = StripeDecoder(str(label), verify_only=True)  # a header is listed without any key
     fixed = read_exactly(source, _HEADER_FIXED.size)
     dec.feed(fixed)
     if len(fixed) < _HEADER_FIXED.size:

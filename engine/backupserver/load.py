@@ -109,6 +109,7 @@ def check_stripe_set(headers: list[StripeHeader], devices: list[str]) -> None:
             "page_count",
             "created",
             "compression",
+            "encryption",
         ):
             if getattr(h, key) != getattr(ref, key):
                 raise DumpFormatError(
@@ -208,7 +209,11 @@ class _LoadRun:
         self.progress = progress
         self.cancel = cancel
         self.devices = [describe(s, i) for i, s in enumerate(sources)]
-        self.decoders = [fmt.StripeDecoder(d) for d in self.devices]
+        # an encrypted stripe's key comes from its source (the archive API looks it up in the keyring)
+        self.decoders = [
+            fmt.StripeDecoder(d, key_lookup=getattr(s, "key_lookup", None))
+            for d, s in zip(self.devices, sources, strict=True)
+        ]
         self.headers: list[StripeHeader | None] = [None] * self.n
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
