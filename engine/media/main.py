@@ -6,7 +6,8 @@ Prints ``sybar media server listening on HOST:PORT (storage units: ...)``
 on stdout once it accepts connections (port 0 picks a free port; the line
 gives the real one), logs to stderr, and stops cleanly on SIGTERM or SIGINT
 (stores in progress are aborted, their temporaries removed). The secret is
-read from HOME/media.secret (created on first use), never from argv.
+read from HOME/media.secret (created on first use), never from argv. Off
+loopback it speaks TLS only, with HOME/tls/server.pem (engine/tls.py).
 """
 
 from __future__ import annotations
