@@ -183,7 +183,6 @@ def take_sa_password(server, reset: bool) -> None:
 
 
 def serve(args) -> int:
-    from engine.daemon import Daemon
     from engine.tls import Network, check_listeners
 
     home = Home.resolve(args.home).ensure()
@@ -191,7 +190,9 @@ def serve(args) -> int:
     network = Network(control=parse_listen(args.control_listen, "--control-listen"),
                       media=parse_listen(args.media_listen, "--media-listen"), tls=not args.no_tls,
                       insecure_tds=args.insecure_tds)
-    check_listeners(network, host)  # off loopback only with TLS: refused before anything starts
+    check_listeners(network, host)  # off loopback only with TLS: refused before anything starts (or imports)
+    from engine.daemon import Daemon
+
     with home_lock(home):
         _file_logging(home)
         daemon = Daemon(home, args.name, network=network)
