@@ -52,6 +52,9 @@ def bi(tmp_path_factory, sa_in_keyring):
                     "create database bitgt\ngo\nuse bitgt\ngo\ncreate table mine(x int)\ngo\n"
                     "insert into mine values (7)\ngo\n")
         assert "DUMP is complete" in r.stdout and "Msg" not in r.stdout, r.stdout
+        r = s.fisql('dump database bidb to "sybackup::-POLICY Sybase_ASE"\ngo\n')
+        assert "DUMP is complete" in r.stdout and "Msg" not in r.stdout, r.stdout
+        s.image = json.loads(sybar(home, "list", "--json").stdout)[0]["backup_id"]
         s.work = work
         s.stripes = stripes
         s.state = json.loads((home / "control.json").read_text())
@@ -63,7 +66,10 @@ def bi(tmp_path_factory, sa_in_keyring):
 
 def _cli(s, *args) -> tuple[str, int, str]:
     r = sybar(s.home, *args, timeout=120)
-    return "status", r.returncode, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    if r.returncode == 252:  # a status above 255 is printed, as NetBackup's commands do
+        return "status", int(re.findall(r"status (\d+)", out)[-1]), out
+    return "status", r.returncode, out
 
 
 def _msg(out: str) -> tuple[str, int | None, str]:
@@ -116,6 +122,17 @@ def unknown_policy(s):
 
 def unknown_schedule(s):
     return _cli(s, "backup", str(s.home / "scripts" / "sybase_mydb_backup"), "--schedule", "No_Such_Sched")
+
+
+def verify_of_an_unknown_image(s):
+    return _cli(s, "verify", "nohost_1234567890")
+
+
+def restore_into_a_path(s):
+    before = sorted(p.name for p in s.home.parent.iterdir())
+    out = _cli(s, "restore", "--image", s.image, "--database", "../../etc/x")
+    assert sorted(p.name for p in s.home.parent.iterdir()) == before
+    return out
 
 
 def unknown_database(s):
@@ -421,6 +438,9 @@ ROWS = [
     Row("SQL file missing", sql_file_missing, "status", 71, "sybase_gone_backup.sql"),
     Row("unknown policy (sybar backup)", unknown_policy, "status", 230, "No_Such_Policy"),
     Row("unknown schedule (sybar backup)", unknown_schedule, "status", 240, "No_Such_Sched"),
+    Row("verify of an image not in the catalog", verify_of_an_unknown_image, "status", 227, "nohost_1234567890"),
+    Row("restore into a database name with a path", restore_into_a_path, "status", 2850,
+        "'../../etc/x' is not a valid database name"),
     Row("unknown database", unknown_database, "Msg", 911, "no_such_db"),
     Row("wrong password", wrong_password, "Msg", 4002, "Login failed"),
     Row("33 stripes", stripes_33, "Msg", 8009, "at most 32"),
