@@ -1,11 +1,11 @@
 """Stripe fuzzing through the public read API (engine/backupserver): StripeDecoder, read_header and
 verify_dump over arbitrary and mutated bytes.
 
-Seeds are real stripes: `dump_database` of a small SQLite database into two in-memory stripes (raw and
-zstd), and a many-block stripe from the StripeEncoder. Whatever the bytes, reading raises the
+Seeds are real stripes: `dump_database` of a small SQLite database into two in-memory stripes (raw,
+zstd, and zstd + AES-256-GCM), and a many-block stripe from the StripeEncoder. Whatever the bytes, reading raises the
 project's typed error (DumpFormatError / StatusError, status 2850), never IndexError, struct.error,
-MemoryError or a zstd error; and damage is never silent: a mutated stripe that still reads gives
-exactly the original pages. Long mode: ``SYBAR_FUZZ=long .venv/bin/python -m pytest -q tests/fuzz/``.
+MemoryError, a zstd or a cipher error; and damage is never silent: a changed stripe is refused by a
+loader and by the media server's key-less check alike, and an encrypted one without its key. Long mode: ``SYBAR_FUZZ=long .venv/bin/python -m pytest -q tests/fuzz/``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.backupserver import dumpformat as fmt
+from engine.backupserver.cipher import DataKey, new_key
 from engine.backupserver.dump import dump_database
 from engine.backupserver.load import verify_dump
 from engine.jobs.status import StatusError
@@ -57,7 +58,10 @@ class BytesSource:
         pass
 
 
-def _dumped(compression: int | None) -> list[bytes]:
+KEY = DataKey.of(new_key())
+
+
+def _dumped(compression: int | None, data_key: DataKey | None = None) -> list[bytes]:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "fz.db"
         con = sqlite3.connect(path)
@@ -68,7 +72,8 @@ def _dumped(compression: int | None) -> list[bytes]:
         con.commit()
         con.close()
         sinks = [MemorySink(), MemorySink()]
-        dump_database(server="FZ", database="fz", db_path=path, sinks=sinks, compression=compression)
+        dump_database(server="FZ", database="fz", db_path=path, sinks=sinks, compression=compression,
+                      data_key=data_key)
         assert all(s.committed for s in sinks)
         return [s.data for s in sinks]
 
@@ -87,14 +92,19 @@ def _many_blocks() -> tuple[bytes, bytes]:
 
 RAW = _dumped(None)
 ZSTD = _dumped(1)
+ENC = _dumped(1, KEY)
 MANY, MANY_PAGES = _many_blocks()
-SEEDS = {"raw0": RAW[0], "raw1": RAW[1], "zstd0": ZSTD[0], "zstd1": ZSTD[1], "many": MANY}
+SEEDS = {"raw0": RAW[0], "raw1": RAW[1], "zstd0": ZSTD[0], "zstd1": ZSTD[1], "enc0": ENC[0], "enc1": ENC[1],
+         "many": MANY}
 SIZES = st.lists(st.integers(1, 70_000), min_size=1, max_size=6)
 
 
-def decode(data: bytes, sizes: list[int]) -> bytes | None:
-    """The pages a stripe holds, or None when it is refused with the project's typed error."""
-    dec = fmt.StripeDecoder("fuzzed stripe")
+def decode(data: bytes, sizes: list[int], *, verify_only: bool = False, key: bool = True) -> bytes | None:
+    """The pages a stripe holds, or None when it is refused with the project's typed error.
+
+    verify_only is the media server's check (stored checksums, frames, trailer; no key needed)."""
+    dec = fmt.StripeDecoder("fuzzed stripe", verify_only=verify_only, check_raw=not verify_only,
+                            key_lookup=(lambda kid: KEY.key if kid == KEY.id else None) if key else None)
     pages = []
     try:
         for part in chunks(data, sizes):
@@ -102,7 +112,7 @@ def decode(data: bytes, sizes: list[int]) -> bytes | None:
                 if isinstance(ev, fmt.Block):
                     pages.append(ev.data)
             # memory stays bounded by one frame plus what this feed added
-            assert dec.pending <= fmt.BLOCK_HEADER_SIZE + fmt.compress_bound(fmt.MAX_RAW_BLOCK) + len(part)
+            assert dec.pending <= fmt.BLOCK_HEADER_SIZE + fmt.compress_bound(fmt.MAX_RAW_BLOCK) + 64 + len(part)
         dec.finish()
     except StatusError as e:
         assert isinstance(e, fmt.DumpFormatError) and e.status == 2850 and str(e)
@@ -127,11 +137,22 @@ def test_random_bytes_after_a_valid_header(tail, sizes):
 
 
 @FUZZ
-@given(st.sampled_from(sorted(SEEDS)).flatmap(lambda k: st.tuples(st.just(k), mutate(SEEDS[k], max_ops=3))), SIZES)
-def test_mutated_stripes_never_read_wrong(case, sizes):
+@given(st.sampled_from(sorted(SEEDS)).flatmap(lambda k: st.tuples(st.just(k), mutate(SEEDS[k], max_ops=3))), SIZES,
+       st.booleans())
+def test_mutated_stripes_never_read_wrong(case, sizes, verify_only):
+    """Every byte is under a checksum: a changed stripe is refused, by a loader and by the media server."""
     key, data = case
-    got = decode(data, sizes)
-    assert got is None or got == ORIGINAL[key], "a damaged stripe read back different pages"
+    got = decode(data, sizes, verify_only=verify_only)
+    if data != SEEDS[key]:
+        assert got is None, "a damaged stripe was accepted"
+    else:
+        assert got == (b"" if verify_only else ORIGINAL[key])
+
+
+@FUZZ
+@given(mutate(ENC[0], max_ops=2), SIZES)
+def test_encrypted_stripe_without_its_key(data, sizes):
+    assert decode(data, sizes, key=False) is None
 
 
 @FUZZ
@@ -161,6 +182,9 @@ def test_read_header(data):
 
 def test_the_seeds_read_back():
     assert all(v is not None for v in ORIGINAL.values())
+    assert ORIGINAL["enc0"] == ORIGINAL["zstd0"] and ORIGINAL["enc1"] == ORIGINAL["zstd1"]
+    assert b"row 7 " not in ENC[0] + ENC[1] and b"row 7 " in RAW[0] + RAW[1]
+    assert decode(ENC[0], [len(ENC[0])], key=False) is None
     assert ORIGINAL["many"] == MANY_PAGES
     assert verify_dump([BytesSource(RAW[0], "s0"), BytesSource(RAW[1], "s1")]) is not None
     assert sum(1 for _ in range(0, 12, 2)) == 6
