@@ -1,16 +1,14 @@
-"""Helpers for the access tests: the host's non-loopback address, a served home, /proc scans."""
+"""Helpers for the access tests: the host's non-loopback address, secrets and their forms, /proc scans, modes."""
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import ipaddress
 import os
 import re
+import stat
 import subprocess
 from pathlib import Path
-
-from sybar_testkit import start_serve, stop_serve
 
 
 def non_loopback_ipv4() -> str:
@@ -21,25 +19,6 @@ def non_loopback_ipv4() -> str:
             return m.group(1)
     raise AssertionError(f"this host has no non-loopback IPv4 address (`ip -4 addr` says:\n{out}); the access "
                          "tests need one to check TLS off loopback")
-
-
-@contextlib.contextmanager
-def served_with_scripts(home: Path, databases: dict[str, int], extra: tuple[str, ...] = ()):
-    """A real daemon (serve options in extra) with demo databases {name: MB} and the sample scripts."""
-    from engine.dataserver.demo_data import fill_demo_database
-    from engine.demo import install_sample_scripts
-    from engine.home import Home
-
-    s = start_serve(home, extra=extra)
-    try:
-        for name, size_mb in databases.items():
-            r = s.fisql(f"create database {name}\ngo\n")  # FreeTDS: no Python start-up to wait for
-            assert "Msg" not in r.stdout, r.stdout + r.stderr
-            fill_demo_database(s.db_file(name), size_mb)
-        install_sample_scripts(Home.resolve(home))
-        yield s
-    finally:
-        stop_serve(s)
 
 
 # -- secrets in their printable forms ----------------------------------------------------------------
@@ -97,3 +76,34 @@ def read_proc(pid: int, what: str) -> bytes | None:
 def comm(pid: int) -> str:
     data = read_proc(pid, "cmdline") or b""
     return " ".join(a.decode(errors="replace") for a in data.split(b"\0")[:3])
+
+
+# -- file modes -----------------------------------------------------------------------------------------
+def bad_modes(home: Path) -> list[str]:
+    """Every path under the home that is not 0600 (file) or 0700 (folder); the exceptions allowed:
+    0700 for the scripts sybar installs (they run), 0400 for a committed backup object (WORM)."""
+    bad = []
+    for root, dirs, files in os.walk(home):
+        for d in dirs:
+            path = Path(root) / d
+            mode = stat.S_IMODE(os.lstat(path).st_mode)
+            if mode != 0o700:
+                bad.append(f"folder {path.relative_to(home)} is {mode:o}")
+        for f in files:
+            path = Path(root) / f
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:  # a temporary that came and went
+                continue
+            mode = stat.S_IMODE(st.st_mode)
+            allowed = {0o600}
+            if path.parent.name == "scripts":
+                allowed.add(0o700)
+            if "storage" in path.relative_to(home).parts:
+                allowed.add(0o400)
+            if not stat.S_ISREG(st.st_mode) or mode not in allowed:
+                bad.append(f"file {path.relative_to(home)} is {mode:o}")
+    mode = stat.S_IMODE(os.stat(home).st_mode)
+    if mode != 0o700:
+        bad.append(f"the home itself is {mode:o}")
+    return bad

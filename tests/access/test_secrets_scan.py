@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import keyring
-from accesskit import comm, descendants, find_any, forms, read_proc
+from accesskit import bad_modes, comm, descendants, find_any, forms, read_proc
 from sybar_testkit import SA_PASSWORD, _bin, start_serve, stop_serve
 
 from engine.dataserver.demo_data import fill_demo_database
@@ -196,6 +196,8 @@ def test_no_secret_in_argv_environment_logs_or_files(tmp_path, sa_in_keyring):
     assert (home / "logs" / "serve.out").exists()
     assert not running, "\n".join(running)
     assert not stopped, "\n".join(stopped)
+    modes = bad_modes(home)   # and the modes, with the daemon (the CLI started it) stopped
+    assert not modes, "\n".join(modes)
     keyring_dir = os.environ.get("SYBAR_KEYRING_DIR")
     if keyring_dir:
         assert not Path(keyring_dir).resolve().is_relative_to(home.resolve())

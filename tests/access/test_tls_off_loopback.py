@@ -5,7 +5,6 @@ listener refuses a peer that cannot authenticate."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import ssl
@@ -13,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from accesskit import non_loopback_ipv4, served_with_scripts
+from accesskit import non_loopback_ipv4
 from sybar_testkit import start_serve, stop_serve, sybar, sybar_json, table_digest
 
 from engine.archive.client import MediaClient
@@ -25,12 +24,10 @@ IP = non_loopback_ipv4()
 
 
 @pytest.fixture(scope="module")
-def remote(tmp_path_factory, sa_in_keyring):
-    home = tmp_path_factory.mktemp("tlshome")
-    extra = ("--control-listen", f"{IP}:0", "--media-listen", f"{IP}:0")
-    with served_with_scripts(home, {"mydb": 4}, extra) as s:
-        s.state = json.loads((home / "control.json").read_text())
-        yield s
+def remote(used_home):
+    """The access tests' home (conftest.py): control API and media server on IP, TDS on loopback."""
+    assert used_home.ip == IP
+    return used_home
 
 
 def _hostport(addr: str) -> tuple[str, int]:
@@ -96,7 +93,8 @@ def test_a_backup_and_a_restore_run_over_tls(remote):
     assert image["database"] == "mydb" and len(image["stripes"]) == 4
     r = sybar(s.home, "restore", "--image", image["backup_id"], "--database", "mydb_tls_copy")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert table_digest(s.db_file("mydb_tls_copy"), "orders") == table_digest(s.db_file("mydb"), "orders")
+    for table in ("customer", "orders"):
+        assert table_digest(s.db_file("mydb_tls_copy"), table) == table_digest(s.db_file("mydb"), table)
     # the stripes went through the media server's TLS listener: the only one it has
     host, port = _hostport(s.state["media"])
     assert host == IP
