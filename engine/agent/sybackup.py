@@ -84,7 +84,6 @@ class ArchiveAgent:
         self._cancels: dict[int, set[threading.Event]] = {}
         self._secret: bytes | None = None
         self._active_plans: set[DumpPlan] = set()  # dumps under way: their objects are not orphans
-        self._keys: dict[str, bytes] = {}  # data keys looked up for loads, by id
 
     # -- helpers -----------------------------------------------------------------
     def _media(self) -> MediaClient:
@@ -143,13 +142,9 @@ class ArchiveAgent:
         return setting != "none"
 
     def _key_lookup(self, kid: str) -> bytes | None:
-        """From load worker threads (never the event loop): a data key by id from the keyring."""
-        if kid not in self._keys:
-            key = data_keys.lookup(self.daemon.home.root, kid)
-            if key is None:
-                return None
-            self._keys[kid] = key
-        return self._keys[kid]
+        """From load worker threads (never the event loop): a data key by id from the keyring
+        (looked up each time: a key imported or removed takes effect at the next load)."""
+        return data_keys.lookup(self.daemon.home.root, kid)
 
     # -- dump --------------------------------------------------------------------
     async def begin_dump(self, session, database: str, devices: list[str], compression: int | None,
