@@ -416,12 +416,14 @@ CATALOG_END = 1_780_000_000.0
 def build_catalog(catalog_path: Path, count: int, batch: int = 100_000) -> float:
     """Import `count` complete one-stripe images through Catalog.import_images; returns seconds."""
     from engine.catalog.catalog import Catalog, Image, ObjectRecord
+    from engine.catalog.seal import catalog_key
 
     rng = random.Random(7)
     t0 = time.perf_counter()
     start = CATALOG_END - CATALOG_SPAN
     step = CATALOG_SPAN / count
-    with Catalog(catalog_path) as cat:
+    key, new = catalog_key(catalog_path.parent)  # the home's seal key: the imported images are sealed
+    with Catalog(catalog_path, seal_key=key, key_is_new=new) as cat:
         done = 0
         while done < count:
             n = min(batch, count - done)
