@@ -8,8 +8,10 @@ are bounded regular files. Long mode: ``SYBAR_FUZZ=long .venv/bin/python -m pyte
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,6 +28,7 @@ SEEDS = [p.read_text(errors="replace") for p in sorted((REPO / "resources" / "sc
 SEEDS += [p.read_text(errors="replace") for p in sorted((REPO / "tests" / "dataserver" / "data" / "scripts").glob("*/*"))
           if p.is_file() and not p.name.endswith((".sql", ".json", ".md"))]
 WORK = Path(tempfile.mkdtemp(prefix="sybar-fuzz-scripts-"))
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 FIFO = WORK / "fifo.sql"
 os.mkfifo(FIFO)
 (WORK / "ok.sql").write_text("dump database mydb to '/tmp/x'\ngo\n")
