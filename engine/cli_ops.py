@@ -219,7 +219,7 @@ async def cmd_list(client: ControlClient, args) -> int:
         print(f"{i['backup_time'][:19].replace('T', ' '):19}  {i['expiration'][:19].replace('T', ' '):19}  "
               f"{i['database']:14} {i['type']}  {len(i['stripes']):>7}  {i.get('kbytes') or 0:>10}  "
               f"{i.get('policy') or '':14} {i.get('schedule') or '':28} {i.get('keyword') or '':12} "
-              f"{i['backup_id']}")
+              f"{i['backup_id']}" + ("  WORM (locked until it expires)" if i.get("worm") else ""))
     return 0
 
 
