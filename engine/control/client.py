@@ -164,6 +164,8 @@ def read_state(home: Home) -> dict | None:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:  # kill(0) would ask about our own process group
+        return False
     try:
         os.kill(pid, 0)
         return True
@@ -176,7 +178,7 @@ def _alive(pid: int) -> bool:
 async def _answering(home: Home) -> ControlClient | None:
     state = read_state(home)
     token = read_token(home)
-    if not state or not token or not _alive(int(state.get("pid", 0))):
+    if not state or not token or not state.get("url") or not _alive(int(state.get("pid", 0))):
         return None
     ssl_context = None
     if str(state.get("url", "")).startswith("https:"):
