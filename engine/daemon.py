@@ -38,6 +38,7 @@ from engine.tls import Network, ensure_certificates, is_loopback, server_context
 log = logging.getLogger(__name__)
 
 NO_ENTITY = 227  # NetBackup: no entity was found
+DEEP_CHECK_AT_START = 200_000  # images: the whole catalog's seals are checked at each start up to this many
 
 
 def _url_host(host: str) -> str:
@@ -96,7 +97,18 @@ class Daemon:
         self._spawn(self._deep_seal_check())
 
     async def _deep_seal_check(self) -> None:
-        """Every seal of the catalog, checked once per start off the event loop (lazy checks guard meanwhile)."""
+        """Off the event loop: seal what a first keyed open left to seal (a large catalog's
+        migration), then check every seal once per start when the catalog is not too large
+        (the open check, the per-image checks and `sybar catalog check` guard meanwhile)."""
+        sealed = await asyncio.to_thread(self.catalog.seal_migration)
+        if sealed:
+            log.info("catalog: %d existing images sealed in %.1f s", sealed,
+                     self.catalog.seal_stats.get("migration_s", 0.0))
+        count = await asyncio.to_thread(self.catalog.count_images)
+        if count > DEEP_CHECK_AT_START:
+            log.info("catalog seal: %d images, more than %d: the full check runs on `sybar catalog check`",
+                     count, DEEP_CHECK_AT_START)
+            return
         result = await asyncio.to_thread(self.catalog.deep_check)
         log.info("catalog seal check: %d images, %d entries in %.2f s", result["images"], result["entries"],
                  result["seconds"])

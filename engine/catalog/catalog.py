@@ -65,6 +65,9 @@ from engine.jobs.status import (
 )
 
 SCHEMA_VERSION = 3
+#: A catalog first opened with its key is sealed at open up to this many images; a larger one
+#: is sealed in the background (``seal_migration``) so that the daemon starts at once.
+SEAL_AT_OPEN = 20_000
 INFINITE_EXPIRATION = float(2**31 - 1)  # NetBackup's "infinity" (an infinite expiration is stored as this)
 
 IMAGE_STATES = ("pending", "complete", "failed")
@@ -638,14 +641,15 @@ class Catalog:
         live += {"commit": 1, "remove": -1}.get(action, 0)
         self._put_state(db, "head", {"seq": seq, "mac": mac.hex(), "live": live})
 
-    def _seal_unsealed(self, db: sqlite3.Connection) -> int:
-        """Seal every complete image that has no seal yet, oldest first (migration, bulk
-        import): the same entries as one ``_seal_append`` each, computed a chunk at a time."""
+    def _seal_unsealed(self, db: sqlite3.Connection, limit: int | None = None) -> int:
+        """Seal every complete image that has no seal yet (at most ``limit``), oldest first
+        (migration, bulk import): the same entries as one ``_seal_append`` each, computed a
+        chunk at a time."""
         assert self._sealer is not None
         sealer = self._sealer
         ids = [r[0] for r in db.execute(
             "SELECT backup_id FROM images WHERE state = 'complete' AND seal_seq IS NULL"
-            " ORDER BY coalesce(committed, backup_time), rowid"
+            " ORDER BY coalesce(committed, backup_time), rowid" + ("" if limit is None else f" LIMIT {int(limit)}")
         )]  # fmt: skip
         if not ids:
             return 0
@@ -707,10 +711,15 @@ class Catalog:
                                 "seal key already existed: its seal tables were emptied or the file was replaced "
                                 "(the images present then were sealed again as found)")})  # fmt: skip
                         self._put_state(db, "anchor", {"key_id": self._sealer.key_id, "created": time.time()})
-                        self.seal_stats["sealed_on_open"] = self._seal_unsealed(db)
-                        head = self._state(db, "head")
-                        if head is not None:
-                            self._put_state(db, "verified", {"seq": head["seq"], "mac": head["mac"]})
+                        if complete > SEAL_AT_OPEN:
+                            # a large catalog is sealed in the background (seal_migration), not at open
+                            self._put_state(db, "migration", {"started": time.time(), "images": complete})
+                            self.seal_stats["sealed_on_open"] = 0
+                        else:
+                            self.seal_stats["sealed_on_open"] = self._seal_unsealed(db)
+                            head = self._state(db, "head")
+                            if head is not None:
+                                self._put_state(db, "verified", {"seq": head["seq"], "mac": head["mac"]})
             else:
                 problems += self._check_open(anchor)
             with self._lock:
@@ -722,6 +731,35 @@ class Catalog:
             raise self._db_error("check its seal", e) from e
         self.seal_problems = problems
         self.seal_stats["open_check_s"] = time.perf_counter() - started
+
+    @property
+    def migration_pending(self) -> bool:
+        """True while the images of a catalog sealed for the first time are still being sealed."""
+        if self._sealer is None:
+            return False
+        with self._lock:
+            return self._state(self._db, "migration") is not None
+
+    def seal_migration(self, chunk: int = 5000) -> int:
+        """Seal the images a large catalog held when first opened with its key, a chunk
+        per transaction (the catalog stays usable meanwhile). Returns how many."""
+        if self._sealer is None or not self.migration_pending:
+            return 0
+        started = time.perf_counter()
+        total = 0
+        while True:
+            with self._tx() as db:
+                n = self._seal_unsealed(db, chunk)
+                total += n
+                if n < chunk:
+                    db.execute("DELETE FROM seal_state WHERE name = 'migration'")
+                    head = self._state(db, "head")
+                    if head is not None:
+                        self._put_state(db, "verified", {"seq": head["seq"], "mac": head["mac"]})
+                    break
+        self.seal_stats["sealed_in_background"] = total
+        self.seal_stats["migration_s"] = time.perf_counter() - started
+        return total
 
     def _check_open(self, anchor: dict[str, Any]) -> list[str]:
         """The fast checks at open: the signed records, the chain's head, the number
@@ -745,8 +783,13 @@ class Catalog:
             unsealed = [r[0] for r in db.execute(
                 "SELECT backup_id FROM images WHERE state = 'complete' AND seal_seq IS NULL LIMIT 5")]
             verified = self._state(db, "verified")
+            migrating = self._state(db, "migration")
+        if migrating is not None:
+            if not sealer.state_ok("migration", migrating):
+                return ["the seal migration record was edited outside sybar"]
+            complete, unsealed = (head or {}).get("live"), []  # the images not sealed yet are expected
         if head is None and last is None:
-            if complete:
+            if complete and migrating is None:
                 problems.append(f"the catalog holds {complete} images but its seal chain is empty: its seal "
                                 "records were deleted outside sybar")  # fmt: skip
         elif head is None or not sealer.state_ok("head", head):
@@ -852,6 +895,8 @@ class Catalog:
             return []
         seal_seq = row[n + 2]
         if seal_seq is None:
+            if self._state(db, "migration") is not None:
+                return []  # sealed by the migration under way
             return [f"image {backup_id} is not sealed: its record was inserted outside sybar"]
         entry = db.execute(
             "SELECT backup_id, action, expiration, unlock_time, digest, mac FROM seal_log WHERE seq = ?",
@@ -958,7 +1003,7 @@ class Catalog:
                 if (last[0] if last else 0) != head.get("seq"):
                     problems.append(f"the seal chain ends at entry {last[0] if last else 0} but its signed head "
                                     f"says {head.get('seq')}")  # fmt: skip
-            images, row_problems = self._check_rows(ro)
+            images, row_problems = self._check_rows(ro, migrating=self._state(ro, "migration") is not None)
             problems += row_problems
             for backup_id in self._deleted_images(limit=10, db=ro):
                 problems.append(f"image {backup_id} was deleted from the catalog outside sybar")
@@ -979,7 +1024,7 @@ class Catalog:
         return {"ok": not problems, "sealed": True, "problems": problems, "images": images, "entries": entries,
                 "seconds": seconds}  # fmt: skip
 
-    def _check_rows(self, ro: sqlite3.Connection) -> tuple[int, list[str]]:
+    def _check_rows(self, ro: sqlite3.Connection, migrating: bool = False) -> tuple[int, list[str]]:
         """Every complete image against its seal entry, objects merged in by backup id."""
         n = len(SEALED_FIELDS)
         cols = ", ".join(f"i.{c}" for c in SEALED_FIELDS)
@@ -1008,6 +1053,8 @@ class Catalog:
                 exp, unlock, seal_seq, e_id, action, e_exp, e_unlock, digest = row[n:]
                 what = None
                 if seal_seq is None:
+                    if migrating:
+                        continue  # the migration under way seals it
                     what = "is not sealed: its record was inserted outside sybar"
                 elif e_id is None:
                     what = f"has lost its seal entry {seal_seq}"
