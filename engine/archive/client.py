@@ -28,6 +28,7 @@ import logging
 import os
 import select
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -225,10 +226,19 @@ class _Channel:
         return kind, (self._recv_exactly(n) if n else bytearray())
 
     def send(self, kind: int, payload: bytes | bytearray | memoryview = b"") -> None:
+        self.send_parts(kind, [payload])
+
+    def send_parts(self, kind: int, payloads: list) -> None:
+        """One frame whose payload is the parts joined, sent without joining them (sendmsg)."""
         if self.sock is None:
             raise self._broken("the connection is closed")
-        parts = [memoryview(p.frame_header(kind, len(payload))), memoryview(payload)]
+        views = [memoryview(x).cast("B") for x in payloads]
+        parts = [memoryview(p.frame_header(kind, sum(len(v) for v in views)))] + [v for v in views if len(v)]
         try:
+            if isinstance(self.sock, ssl.SSLSocket):  # TLS sockets have no sendmsg
+                for part in parts:
+                    self.sock.sendall(part)
+                parts = []
             while parts:
                 n = self.sock.sendmsg(parts)
                 while n and parts:
@@ -505,11 +515,32 @@ class ArchiveSink:
         self._ch.send(p.DATA, payload)
         self.bytes_sent += len(payload)
 
+    def writev(self, parts: list) -> None:
+        """Send parts (a block frame's header and stored bytes) as one data frame, without joining them."""
+        self._check()
+        size = sum(len(x) for x in parts)
+        if size > p.MAX_PAYLOAD:
+            for x in parts:
+                self.write(x)
+            return
+        try:
+            if self._buf:
+                self._send_data(self._buf)
+                self._buf = bytearray()
+            self._ch.poll_error()
+            self._ch.send_parts(p.DATA, parts)
+            self.bytes_sent += size
+        except StatusError as e:
+            raise self._failed(e) from None
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._check()
         frame = p.DATA_FRAME
         try:
             mv = memoryview(data)
+            if not self._buf and frame // 2 <= len(mv) <= p.MAX_PAYLOAD:
+                self._send_data(mv)  # a whole block frame: one data frame, no copy
+                return
             if self._buf:
                 need = frame - len(self._buf)
                 self._buf += mv[:need]
@@ -622,6 +653,11 @@ class ArchiveSource:
                 self._ch.close()
                 raise self._ch._broken(f"unexpected {p.NAMES[kind]} frame in object {self.name}")
         k = min(n, len(self._frame) - self._pos)
+        if self._pos == 0 and k == len(self._frame):
+            out = self._frame  # the whole frame (a fresh buffer each): no copy
+            self._frame, self._pos = b"", 0
+            self.read_bytes += k
+            return out
         with memoryview(self._frame) as mv:
             out = bytes(mv[self._pos : self._pos + k])
         self._pos += k

@@ -25,6 +25,7 @@ from pathlib import Path
 from engine.backupserver import dumpformat as fmt
 from engine.backupserver.cipher import DataKey
 from engine.backupserver.devices import StripeSink, describe, media_error
+from engine.backupserver.memory import limit_malloc_arenas
 from engine.backupserver.snapshot import Snapshot, consistent_snapshot
 from engine.jobs.status import BACKUP_FAILED, TERMINATED_BY_ADMIN, StatusError
 
@@ -122,6 +123,7 @@ def dump_database(
     failure all are aborted and the error is raised (StatusError: 6 bad
     request, 84 device error, 150 cancelled, 156 snapshot error).
     """
+    limit_malloc_arenas()
     started = _now()
     n = len(sinks)
     run: _DumpRun | None = None
@@ -329,6 +331,22 @@ class _DumpRun:
             raise media_error(describe(sink, i), f"stripe {i} of {self.n}: writing to", e) from e
         self.written[i] += len(data)
 
+    def _write_block(self, i: int, parts: tuple) -> None:
+        """A block frame as (header, stored bytes): one writev when the sink has it (no joining copy)."""
+        writev = getattr(self.sinks[i], "writev", None)
+        if writev is None:
+            self._write(i, parts[0] + parts[1])
+            return
+        self._check()
+        sink = self.sinks[i]
+        try:
+            writev(list(parts))
+        except StatusError as e:
+            raise StatusError(e.status, f"stripe {i} of {self.n}: {e}") from e
+        except OSError as e:
+            raise media_error(describe(sink, i), f"stripe {i} of {self.n}: writing to", e) from e
+        self.written[i] += len(parts[0]) + len(parts[1])
+
     def _report(self, i: int, enc: fmt.StripeEncoder) -> None:
         if self.progress is not None:
             h = enc.h
@@ -360,7 +378,7 @@ class _DumpRun:
                 self._check()
                 k = min(per_block, end - page)
                 raw = snap.pread(page * ps, k * ps)
-                self._write(i, enc.block(page, raw))
+                self._write_block(i, enc.block_parts(page, raw))
                 page += k
                 if self.progress is not None and (
                     page == end or time.monotonic() - last >= PROGRESS_INTERVAL_S

@@ -535,7 +535,9 @@ class StripeDecoder:
     ``name`` (the device), the block and the byte offset. Memory stays bounded
     by one frame (<= MAX_RAW_BLOCK + compress bound) plus what one feed() adds;
     no length field is trusted before it has been checked against its limit.
-    With ``verify_only`` the Block events carry no data (and an encrypted
+    With ``verify_only`` the Block events carry no data; ``check_raw=False``
+    then skips decompressing (the stored checksums, block headers and trailer
+    are still checked: what a media server needs). An encrypted
     stripe is verified without its key: stored hashes, block headers,
     trailer). Otherwise an encrypted stripe needs ``key_lookup(key_id)`` to
     return the data key; None (or no key_lookup) raises DumpFormatError naming
@@ -548,6 +550,7 @@ class StripeDecoder:
         *,
         verify_only: bool = False,
         key_lookup: Callable[[str], bytes | None] | None = None,
+        check_raw: bool = True,
     ):
         self.name = name
         self.header: StripeHeader | None = None
@@ -563,6 +566,8 @@ class StripeDecoder:
         self._dctx = zstandard.ZstdDecompressor(max_window_size=MAX_RAW_BLOCK)
         self._next_page = 0
         self._verify_only = verify_only
+        # verify_only without check_raw: stored checksums, headers and trailer only (no decompressing)
+        self._check_raw = check_raw or not verify_only
         self._key_lookup = key_lookup
         self._cipher: _cipher.BlockCipher | None = None
         self._seed = 0
@@ -792,6 +797,8 @@ class StripeDecoder:
                     else:
                         raw = plain
                     ok = len(raw) == raw_len and xxhash.xxh3_64_intdigest(raw, self._seed) == raw_h
+            elif codec == CODEC_ZSTD and not self._check_raw:
+                ok = True
             elif codec == CODEC_ZSTD:
                 size = zstandard.frame_content_size(stored) if stored_len >= 4 else -1
                 if size not in (-1, raw_len):

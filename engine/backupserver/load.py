@@ -28,10 +28,11 @@ from engine.backupserver import dumpformat as fmt
 from engine.backupserver.devices import StripeSource, describe
 from engine.backupserver.dump import PROGRESS_INTERVAL_S, DumpProgress
 from engine.backupserver.dumpformat import DumpFormatError, StripeHeader
+from engine.backupserver.memory import limit_malloc_arenas
 from engine.jobs.status import RESTORE_ERROR, TERMINATED_BY_ADMIN, StatusError
 
 #: Bytes asked of a source per read.
-READ_CHUNK = 256 << 10
+READ_CHUNK = 1 << 20  # = the media data frame: an archive source hands over whole frames (no slicing copy)
 # A load reports progress with the same record as a dump (bytes_done: raw bytes written to the target;
 # stored_bytes: bytes read from the device so far).
 LoadProgress = DumpProgress
@@ -178,6 +179,7 @@ def load_database(
     Closes the sources. Raises DumpFormatError (2850) for a bad or mismatched
     stripe, StatusError 2850 for a target problem, 150 when cancelled.
     """
+    limit_malloc_arenas()
     run = _LoadRun(sources, target_tmp, expect_database, expect_dump_type, progress, cancel)
     try:
         return run.run()

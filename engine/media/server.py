@@ -22,6 +22,7 @@ from typing import Any
 import xxhash
 
 from engine.backupserver.dumpformat import DumpFormatError, StripeDecoder
+from engine.backupserver.memory import limit_malloc_arenas
 from engine.jobs.status import (
     BACKUP_FAILED,
     CONNECTION_REFUSED,
@@ -52,7 +53,14 @@ READ_CHUNK = 1 << 20
 #: Objects per JSON frame of a listing.
 LIST_BATCH = 500
 #: StreamReader buffer limit: reading pauses above twice this per connection.
-STREAM_LIMIT = 256 << 10
+STREAM_LIMIT = 1 << 20  # a whole ~1 MiB data frame fits before reading pauses
+#: A store receives ahead of verifying and writing: at most this many data frames wait (~1 MiB each).
+STORE_QUEUE = 4
+#: Frames verified (one worker-thread hop) and written together, up to about this many bytes.
+STORE_BATCH = 4 << 20
+#: The transport buffers up to this much of a fetch before drain() waits, so reading
+#: and verifying the next chunk overlaps with sending this one.
+SEND_BUFFER = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -122,9 +130,22 @@ class _Conn:
                     pass
 
 
-def _feed(dec: StripeDecoder, hasher: Any, data: bytes) -> None:
+def _feed(dec: StripeDecoder, hasher: Any, data: bytes) -> int:
+    """Hash and verify data (in a worker thread); returns the verified offset."""
     hasher.update(data)
     dec.feed(data)
+    return dec.offset
+
+
+def _feed_all(dec: StripeDecoder, hasher: Any, frames: list[bytes]) -> None:
+    for data in frames:
+        hasher.update(data)
+        dec.feed(data)
+
+
+async def _write_all(writer: Any, frames: list[bytes]) -> None:
+    for data in frames:
+        await writer.write(data)
 
 
 class MediaServer:
@@ -138,6 +159,7 @@ class MediaServer:
     def __init__(self, units: UnitResolver, secret: bytes, *, limits: MediaLimits | None = None):
         if not isinstance(secret, bytes | bytearray) or len(secret) < 16:
             raise ValueError("the media secret must be at least 16 bytes")
+        limit_malloc_arenas()  # stripes' ~1 MiB frames from several threads: keep RSS flat
         self._units = units
         self._secret = bytes(secret)
         self.limits = limits or MediaLimits()
@@ -351,33 +373,43 @@ class MediaServer:
                 conn.peer,
                 f" ({expected} bytes expected)" if expected is not None else "",
             )
-            dec = StripeDecoder(f"the stripe stream for object {name}", verify_only=True)
+            # stored checksums, block headers and trailer: no decompressing (and no key) on the media server
+            dec = StripeDecoder(f"the stripe stream for object {name}", verify_only=True, check_raw=False)
             hasher = xxhash.xxh3_128()
-            while True:
-                try:
-                    kind, payload = await conn.recv(p.MAX_PAYLOAD, self.limits.idle_timeout)
-                except TimeoutError:
-                    raise StatusError(
-                        NETWORK_TIMEOUT,
-                        f"object {name}: the client sent nothing for {self.limits.idle_timeout:g} s; "
-                        f"the object was not stored ({total} bytes discarded)",
-                    ) from None
-                if kind == p.DATA:
-                    if not payload:
-                        continue
-                    results = await asyncio.gather(
-                        asyncio.to_thread(_feed, dec, hasher, payload),
-                        writer.write(payload),
-                        return_exceptions=True,
-                    )
-                    for r in results:
-                        if isinstance(r, BaseException):
-                            raise r
-                    total += len(payload)
-                elif kind == p.END:
-                    break
-                else:
-                    raise p.ProtocolError(f"a {p.NAMES[kind]} frame in the middle of object {name}")
+            # a receiver task reads frames ahead (bounded queue) while this one verifies and writes
+            frames: asyncio.Queue = asyncio.Queue(STORE_QUEUE)
+            receiver = asyncio.create_task(self._receive(conn, name, frames))
+            try:
+                end = False
+                while not end:
+                    batch: list[bytes] = []
+                    size = 0
+                    item = await frames.get()
+                    while True:
+                        if item is None:
+                            end = True
+                            break
+                        if isinstance(item, BaseException):
+                            raise item
+                        batch.append(item)
+                        size += len(item)
+                        if size >= STORE_BATCH or frames.empty():
+                            break
+                        item = frames.get_nowait()
+                    if batch:
+                        results = await asyncio.gather(
+                            asyncio.to_thread(_feed_all, dec, hasher, batch),
+                            _write_all(writer, batch),
+                            return_exceptions=True,
+                        )
+                        for r in results:
+                            if isinstance(r, BaseException):
+                                raise r
+                        total += size
+            finally:
+                if not receiver.done():
+                    receiver.cancel()
+                await asyncio.gather(receiver, return_exceptions=True)
             dec.finish()
             assert dec.header is not None and dec.trailer is not None
             info = await writer.commit()
@@ -422,6 +454,33 @@ class MediaServer:
         )
         await conn.send_json(result)
 
+    async def _receive(self, conn: _Conn, name: str, frames: asyncio.Queue) -> None:
+        """A store's data frames into frames; None at the end; an exception ends it too."""
+        got = 0
+        try:
+            while True:
+                try:
+                    kind, payload = await conn.recv(p.MAX_PAYLOAD, self.limits.idle_timeout)
+                except TimeoutError:
+                    raise StatusError(
+                        NETWORK_TIMEOUT,
+                        f"object {name}: the client sent nothing for {self.limits.idle_timeout:g} s; "
+                        f"the object was not stored ({got} bytes discarded)",
+                    ) from None
+                if kind == p.DATA:
+                    if payload:
+                        got += len(payload)
+                        await frames.put(payload)
+                elif kind == p.END:
+                    await frames.put(None)
+                    return
+                else:
+                    raise p.ProtocolError(f"a {p.NAMES[kind]} frame in the middle of object {name}")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # noqa: BLE001 - handed to the task that verifies and writes
+            await frames.put(e)
+
     # -- fetch and verify
     async def _read_verified(self, conn: _Conn | None, req: dict) -> dict:
         """Read an object, verifying every block; with conn, send it as data frames
@@ -432,29 +491,48 @@ class MediaServer:
         try:
             if conn is not None:
                 await conn.send_json({"ok": True, "name": name, "unit": unit.name, "size": reader.size})
-            dec = StripeDecoder(f"object {name} on storage unit {unit.name}", verify_only=True)
+            # a fetch checks stored checksums (the loader decompresses and checks every page again);
+            # a verify also decompresses and checks the pages' hashes of unencrypted blocks
+            dec = StripeDecoder(
+                f"object {name} on storage unit {unit.name}", verify_only=True, check_raw=conn is None
+            )
             hasher = xxhash.xxh3_128()
             pending = bytearray()
             sent = 0
             total = 0
-            while True:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.writer.transport.set_write_buffer_limits(high=SEND_BUFFER)
+
+            async def ahead() -> tuple[bytes, int]:
                 chunk = await reader.read(READ_CHUNK)
-                if not chunk:
-                    break
-                await asyncio.to_thread(_feed, dec, hasher, chunk)
-                total += len(chunk)
-                if conn is None:
-                    continue
-                pending += chunk
-                ready = dec.offset - sent
-                while ready > 0:
-                    k = min(ready, p.DATA_FRAME)
-                    with memoryview(pending) as mv:
-                        out = bytes(mv[:k])
-                    del pending[:k]
-                    await conn.send(p.DATA, out)
-                    sent += k
-                    ready -= k
+                return chunk, (await asyncio.to_thread(_feed, dec, hasher, chunk) if chunk else 0)
+
+            # read and verify the next chunk while this one is sent
+            nxt = asyncio.create_task(ahead())
+            try:
+                while True:
+                    chunk, verified = await nxt
+                    if not chunk:
+                        break
+                    nxt = asyncio.create_task(ahead())
+                    total += len(chunk)
+                    if conn is None:
+                        continue
+                    pending += chunk
+                    ready = verified - sent
+                    while ready > 0:
+                        k = min(ready, p.DATA_FRAME)
+                        with memoryview(pending) as mv:
+                            out = bytes(mv[:k])
+                        del pending[:k]
+                        await conn.send(p.DATA, out)
+                        sent += k
+                        ready -= k
+            finally:
+                if not nxt.done():
+                    nxt.cancel()
+                await asyncio.gather(nxt, return_exceptions=True)
             dec.finish()
             assert dec.header is not None and dec.trailer is not None
         except DumpFormatError as e:
