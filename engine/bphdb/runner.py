@@ -95,7 +95,7 @@ def _check_sql_files(script: Path) -> None:
     except Exception:  # the analysis only adds a check; a script it cannot read still runs as before
         return
     for call in analysis.isql_calls:
-        if call.sql_source == "file" and call.sql_file_state == "missing":
+        if call.sql_source == "file" and call.sql_file_state == "missing" and not call.sql_file_defaulted:
             raise StatusError(FILES_MISSING, f"the SQL file {call.sql_file} that {script} feeds to isql (line "
                                              f"{call.line}) does not exist: create it or correct the path")
 
@@ -152,6 +152,24 @@ class ScriptRun:
                 break
             self.on_line(line.decode(errors="replace").rstrip("\n"))
         return await self.proc.wait()
+
+    async def end_session(self, grace_s: float = 2.0) -> None:
+        """After the script ended: stop whatever it started and left running (an isql whose script was
+        killed would otherwise go on dumping for a job that is over)."""
+        if self.proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                return
+            deadline = asyncio.get_running_loop().time() + grace_s
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+                try:
+                    os.killpg(self.proc.pid, 0)
+                except (ProcessLookupError, PermissionError):
+                    return
 
     async def cancel(self, grace_s: float = 5.0) -> None:
         """Stop the script and everything it started (its whole session)."""

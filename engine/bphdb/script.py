@@ -619,6 +619,7 @@ class IsqlCall:
     sql_file: str | None = None  # resolved path (or <X>/... display when not known)
     sql_file_state: str | None = None  # ok | missing | unresolved | generated | unreadable
     sql_file_line: int = 0
+    sql_file_defaulted: bool = False  # the path came from a ${VAR:-default}: the run may name another file
     heredoc: Heredoc | None = None
     generated_by: int | None = None  # the script line that writes the SQL file (cat > f <<EOF)
     statements: list[FoundStatement] = field(default_factory=list)
@@ -946,6 +947,7 @@ def _sql_file(call: IsqlCall, word: str, earlier: list[Command], env: _Env, scri
         dvalue, dknown = env.expand(word, call.line, defaults=True, loops=call.loops)
         if dknown:
             value, known = dvalue, True
+            call.sql_file_defaulted = True
     path = value if os.path.isabs(value) or not known else os.path.join(str(script_abs.parent), value)
     if known:
         path = os.path.normpath(path)
