@@ -27,6 +27,7 @@ from engine.jobs.events import EventBus
 from engine.jobs.manager import JobManager
 from engine.jobs.status import (
     BACKUP_FAILED,
+    CLIENT_ABORTED,
     RESTORE_ERROR,
     SUCCESS,
     TERMINATED_BY_ADMIN,
@@ -218,6 +219,8 @@ class Daemon:
             self.jobs.update(job_id, pid=run.pid)
             self.jobs.log(job_id, f"bphdb: started {script} (pid {run.pid})")
             rc = await run.wait()
+            await run.end_session()
+            await self._children_settle(job_id)
             status, message = self._script_status(job_id, operation, rc, run.cancelled)
         except StatusError as e:
             status, message = e.status, str(e)
@@ -252,12 +255,21 @@ class Daemon:
             self.jobs.update(job_id, bytes_done=sum(c.bytes_done or 0 for c in stripes),
                              bytes_expected=sum(c.bytes_expected or 0 for c in stripes))
 
+    async def _children_settle(self, job_id: int, timeout_s: float = 60.0) -> None:
+        """Wait (bounded) for the stripes of a script that ended: a dump its isql left ends with it."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(c.status is None for c in self.catalog.children(job_id)):
+            await asyncio.sleep(0.05)
+
     def _script_status(self, job_id: int, operation: str, rc: int, cancelled: bool) -> tuple[int, str]:
         children = self.catalog.children(job_id)
         failed = [c for c in children if c.status not in (None, 0)]
         moved = [c for c in children if c.type == "stripe" and c.status == 0]
         if cancelled:
             return TERMINATED_BY_ADMIN, "termination requested by administrator: the script was stopped"
+        if rc < 0:
+            return CLIENT_ABORTED, (f"the script was killed (signal {-rc}) before it ended, and what it had "
+                                    "started was stopped: run it again")
         if failed:
             worst = failed[0]
             return worst.status, f"stripe job {worst.job_id} failed: {worst.message}"

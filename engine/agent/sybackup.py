@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from engine.archive.client import MediaClient
 from engine.archive.names import object_name
 from engine.bphdb.runner import environment_of
 from engine.config import check_encryption, parse_sybackup_options, resolve_archive_options
-from engine.jobs.status import RESTORE_ERROR, SUCCESS, TERMINATED_BY_ADMIN, StatusError
+from engine.jobs.status import CLIENT_ABORTED, RESTORE_ERROR, SUCCESS, TERMINATED_BY_ADMIN, StatusError
 from engine.media.secret import ensure_media_secret
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "sybackup::"
+#: the dataserver's work files beside a database (engine/dataserver/backup.py names them)
+_DATASERVER_TEMP = re.compile(r"\.(?P<db>[^./]+)\.(?:load|logload|logdump\.\d+)\.tmp(?:-journal|-wal|-shm)?")
 NO_ENTITY = 227
 
 
@@ -242,21 +245,30 @@ class ArchiveAgent:
 
     async def fail_dump(self, plan: DumpPlan, error: BaseException) -> None:
         status = error.status if isinstance(error, StatusError) else (
-            TERMINATED_BY_ADMIN if plan.cancel.is_set() or isinstance(error, asyncio.CancelledError) else 84)
+            TERMINATED_BY_ADMIN if plan.cancel.is_set() else
+            CLIENT_ABORTED if isinstance(error, asyncio.CancelledError) else 84)
         if plan.cancel.is_set():
             status = TERMINATED_BY_ADMIN
         message = str(error) or type(error).__name__
+        if status == CLIENT_ABORTED and isinstance(error, asyncio.CancelledError):
+            # nobody cancelled the job: the client's connection went away (isql killed or its script stopped)
+            message = ("the client that ran the dump went away before the dump ended (client process aborted); "
+                       "nothing of this dump was kept: run the backup again")
         catalog = self.daemon.catalog
+        pending = False
         with contextlib.suppress(Exception):
-            catalog.fail_image(plan.backup_id, message)
+            pending = catalog.fail_image(plan.backup_id, message)
         media = self._media()
         for s in plan.stripes:
             if s.sink is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(s.sink.abort)
-                # a stripe stored before another failed is garbage now: no half image, no orphan
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(media.remove, s.name)
+                # a stripe stored before another failed is garbage now: no half image, no orphan. But never
+                # the objects of an image the catalog committed (a cancel that came during its commit):
+                # cleanup removes what no image holds.
+                if pending:
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(media.remove, s.name)
             self.daemon.jobs.end_job(s.job_id, status, message)
         if plan.own_parent:
             self.daemon.jobs.end_job(plan.parent_job, status, message)
@@ -336,8 +348,12 @@ class ArchiveAgent:
             status, message = SUCCESS, f"image {plan.image.backup_id} read back and verified"
         else:
             status = TERMINATED_BY_ADMIN if plan.cancel.is_set() else (
-                error.status if isinstance(error, StatusError) else RESTORE_ERROR)
+                error.status if isinstance(error, StatusError) else
+                CLIENT_ABORTED if isinstance(error, asyncio.CancelledError) else RESTORE_ERROR)
             message = str(error) or type(error).__name__
+            if status == CLIENT_ABORTED and isinstance(error, asyncio.CancelledError):
+                message = ("the client that ran the load went away before the load ended (client process "
+                           "aborted); the target database was not changed: run the restore again")
         for job in plan.stripe_jobs:
             self.daemon.jobs.end_job(job, status, message)
         if plan.own_parent:
@@ -460,6 +476,20 @@ class ArchiveAgent:
             names.update(s.name for s in plan.stripes)
         return names
 
+    def _dead_dataserver_temporaries(self) -> list[str]:
+        """Work files of loads and log dumps a killed daemon left beside the databases. Runs on the event
+        loop with no await, so no load or dump can start between the busy check and the unlink."""
+        server = self.daemon.dataserver
+        removed = []
+        for path in server.master.data_dir.glob(".*.tmp*"):
+            m = _DATASERVER_TEMP.fullmatch(path.name)
+            if m and not server.busy.get(m["db"]):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path.name)
+                    log.info("cleanup: removed %s, left by a load or log dump that did not end", path)
+        return removed
+
     async def cleanup(self) -> dict:
         """Remove what failed or killed backups left: half images, orphan objects, temporaries."""
         catalog = self.daemon.catalog
@@ -493,6 +523,7 @@ class ArchiveAgent:
             for temp in await asyncio.to_thread(media.temporaries, unit):
                 if not temp.in_use and await asyncio.to_thread(media.remove_temporary, temp, unit):
                     removed_temporaries.append(temp.name)
+        removed_temporaries += self._dead_dataserver_temporaries()
         for name in removed_objects:
             log.info("cleanup: removed orphan object %s", name)
         return {"images": removed_images, "objects": removed_objects, "temporaries": removed_temporaries,

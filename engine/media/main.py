@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import logging
+import os
 import signal
 import sys
 
@@ -65,7 +66,18 @@ def _fmt_addr(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def run(home: Home, host: str, port: int, units: dict[str, StorageUnit], ready=print) -> int:
+async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
+    """Stop when the daemon that started us is gone (a kill -9 leaves no one to send SIGTERM)."""
+    while not stop.is_set():
+        if os.getppid() != parent:
+            log.warning("the daemon (pid %d) that started this media server is gone: stopping", parent)
+            stop.set()
+            return
+        await asyncio.sleep(0.5)
+
+
+async def run(home: Home, host: str, port: int, units: dict[str, StorageUnit], ready=print,
+              parent: int | None = None) -> int:
     loop = asyncio.get_running_loop()
     # one worker per stripe in flight (32) plus room: verifying and hashing run there
     loop.set_default_executor(
@@ -87,12 +99,15 @@ async def run(home: Home, host: str, port: int, units: dict[str, StorageUnit], r
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watch = asyncio.create_task(_watch_parent(parent, stop)) if parent else None
     bound_host, bound_port = media.address
     listing = ", ".join(f"{u.name}={getattr(u, 'path', '?')}" for u in units.values())
     tls = " with TLS" if ssl_context is not None else ""
     ready(f"sybar media server listening on {_fmt_addr(bound_host, bound_port)}{tls} (storage units: {listing})")
     log.info("listening on %s; storage units: %s", _fmt_addr(bound_host, bound_port), listing)
     await stop.wait()
+    if watch is not None:
+        watch.cancel()
     log.info("stopping: %d connections open", media.active_connections)
     await media.close()
     return 0
@@ -107,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--unit", action="append", default=[], metavar="NAME=PATH", help="a disk storage unit (repeatable)"
     )
+    ap.add_argument("--parent-pid", type=int, metavar="PID",
+                    help="stop when process PID (the daemon that started this media server) is gone")
     ap.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = ap.parse_args(argv)
     try:
@@ -132,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     try:
-        return asyncio.run(run(home, host, port, units, ready))
+        return asyncio.run(run(home, host, port, units, ready, parent=args.parent_pid))
     except StatusError as e:
         print(f"sybar media: {e}", file=sys.stderr)
         return 1

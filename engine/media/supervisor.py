@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 
 from engine.frozen import module_command
@@ -54,6 +55,8 @@ class MediaSupervisor:
             str(self.home.root),
             "--listen",
             f"{self.host}:{self.port}",
+            "--parent-pid",             # a daemon killed with -9 must not leave its media server behind
+            str(os.getpid()),
         ]
         for name, path in self.units.items():
             args += ["--unit", f"{name}={path}"]
