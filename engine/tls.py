@@ -27,6 +27,7 @@ import datetime
 import fcntl
 import ipaddress
 import os
+import re
 import socket
 import ssl
 import struct
@@ -42,6 +43,7 @@ CA_KEY = "ca.key"
 SERVER_CERT = "server.pem"
 SERVER_KEY = "server.key"
 RENEW_BEFORE_DAYS = 30
+_DNS_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,252}")
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ def host_names_and_addresses(extra: tuple[str, ...] = ()) -> tuple[list[str], li
             addrs.add(str(ipaddress.ip_address(h)))
         except ValueError:
             names.add(h.lower())
-    return sorted(names), sorted(addrs)
+    # a certificate names hosts in DNS's letters only (an odd host name is left out, not fatal)
+    return sorted(n for n in names if _DNS_NAME.fullmatch(n)), sorted(addrs)
 
 
 # -- making the certificates -------------------------------------------------------------
