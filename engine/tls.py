@@ -226,9 +226,11 @@ def ensure_certificates(home: Home, extra_hosts: tuple[str, ...] = ()) -> TLSFil
         names, addrs = host_names_and_addresses(extra_hosts)
         if not _server_cert_ok(files, names, addrs):
             _make_server_cert(files, names, addrs)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise StatusError(SYSTEM_ERROR, f"cannot make the TLS certificates in {files.ca_cert.parent}: "
-                                        f"{e.strerror or e}; check that the home is writable") from e
+                                        f"{getattr(e, 'strerror', None) or e}; check that the home is writable "
+                                        "(a damaged tls/ca.key: move the tls folder away, and copy the new "
+                                        "ca.pem to the clients)") from e
     for path in (files.ca_cert, files.ca_key, files.server_cert, files.server_key):
         os.chmod(path, 0o600)
     return files
