@@ -12,10 +12,12 @@ Run it alone: tools/test tests/packaging (reuses dist/ when it is newer than eve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -56,7 +58,8 @@ def artifacts():
         r = subprocess.run([str(REPO / "tools" / "package")], cwd=REPO, capture_output=True, text=True,
                            timeout=840)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        print(f"\ntools/package took {time.monotonic() - t0:.1f} s:\n{r.stdout.strip().splitlines()[-4:]}")
+        tail = r.stdout[r.stdout.rfind("tools/package: built"):].rstrip()
+        print(f"\ntools/package took {time.monotonic() - t0:.1f} s\n{tail}")
     return built
 
 
@@ -95,6 +98,13 @@ def children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(d.name))
     return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_bundle_backs_up_restores_and_draws_its_window(bundle, tmp_path):
@@ -173,6 +183,21 @@ def test_bundle_backs_up_restores_and_draws_its_window(bundle, tmp_path):
         serve.terminate()
         serve.wait(timeout=30)
     assert serve.returncode == 0
+
+    # with no daemon, the command line starts one: the bundle's own sybar (engine/frozen.py), not python -m
+    r = run(bundle, work, "sybar", "list", "--json", "--home", str(home), "--database", "mydb")
+    state = json.loads((home / "control.json").read_text()) if (home / "control.json").exists() else {}
+    try:
+        assert r.returncode == 0 and "started `sybar serve`" in r.stderr, r.stdout + r.stderr
+        assert [i["backup_id"] for i in json.loads(r.stdout)] == [i["backup_id"] for i in images]
+        assert Path(f"/proc/{state['pid']}/exe").resolve() == Path(sybar).resolve()
+    finally:
+        if state.get("pid"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(state["pid"]), signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while alive(int(state["pid"])) and time.monotonic() < deadline:
+                time.sleep(0.1)
 
     from PySide6.QtGui import QImage
 
