@@ -449,6 +449,10 @@ _JOB_SELECT = "SELECT " + ", ".join(_JOB_COLUMNS) + " FROM jobs"
 
 _ANY: Any = object()  # "no filter" sentinel where None is a meaningful value
 
+
+class _Stopped(Exception):
+    """A background seal check was told to stop."""
+
 _SEAL_ROW_SQL = f"SELECT {', '.join(SEALED_FIELDS)}, expiration, unlock_time FROM images WHERE backup_id = ?"
 _SEAL_OBJECTS_SQL = f"SELECT {', '.join(SEALED_OBJECT_FIELDS)} FROM objects WHERE backup_id = ? ORDER BY stripe"
 
@@ -477,6 +481,7 @@ class Catalog:
         self._sealer = Sealer(seal_key) if seal_key is not None else None
         self.seal_problems: list[str] = []
         self.seal_stats: dict[str, Any] = {}
+        self._stopping = threading.Event()  # ends a background migration or deep check early
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
             # Create the file 0600 ourselves: SQLite gives -wal/-shm the database's mode.
@@ -500,7 +505,13 @@ class Catalog:
 
     # -- plumbing
 
+    def stop_background(self) -> None:
+        """Have a seal migration or a deep check running on another thread stop soon
+        (the migration goes on at the next start; a stopped deep check reports nothing)."""
+        self._stopping.set()
+
     def close(self) -> None:
+        self._stopping.set()
         with self._lock:
             self._db.close()
 
@@ -740,17 +751,23 @@ class Catalog:
         with self._lock:
             return self._state(self._db, "migration") is not None
 
-    def seal_migration(self, chunk: int = 5000) -> int:
+    def seal_migration(self, chunk: int = 1000) -> int:
         """Seal the images a large catalog held when first opened with its key, a chunk
-        per transaction (the catalog stays usable meanwhile). Returns how many."""
+        per transaction, resting as long as each chunk took (the catalog and the daemon
+        stay responsive meanwhile). Returns how many."""
         if self._sealer is None or not self.migration_pending:
             return 0
         started = time.perf_counter()
         total = 0
-        while True:
+        took = 0.0
+        while not self._stopping.is_set():
+            if total:
+                time.sleep(max(0.005, took))
+            t = time.perf_counter()
             with self._tx() as db:
                 n = self._seal_unsealed(db, chunk)
                 total += n
+                took = time.perf_counter() - t
                 if n < chunk:
                     db.execute("DELETE FROM seal_state WHERE name = 'migration'")
                     head = self._state(db, "head")
@@ -846,6 +863,8 @@ class Catalog:
                 rows = cur.fetchmany(4096)
                 if not rows:
                     break
+                if db is not None and self._stopping.is_set():
+                    raise _Stopped
                 for seq, backup_id, action, expiration, unlock_time, digest, mac in rows:
                     n += 1
                     if seq != expected:
@@ -986,6 +1005,7 @@ class Catalog:
         ro = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
         problems: list[str] = []
         images = 0
+        entries = 0
         try:
             ro.execute("BEGIN")  # one snapshot for every query below
             anchor = self._state(ro, "anchor")
@@ -1014,6 +1034,9 @@ class Catalog:
                 problems.append(f"image {backup_id}: a later seal entry ({seq}, {action}) exists, so this record "
                                 "is an old one put back outside sybar")  # fmt: skip
             entries = walk["entries"]
+        except _Stopped:
+            return {"ok": True, "sealed": True, "stopped": True, "problems": [], "images": images,
+                    "entries": entries, "seconds": time.perf_counter() - started}  # fmt: skip
         finally:
             ro.close()
         for p in problems:
@@ -1041,6 +1064,8 @@ class Catalog:
         problems: list[str] = []
         count = 0
         for r in iter(lambda: images.fetchmany(4096), []):
+            if self._stopping.is_set():
+                raise _Stopped
             for row in r:
                 count += 1
                 backup_id = row[0]
