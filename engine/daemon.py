@@ -98,15 +98,6 @@ class Daemon:
         self._spawn(self._deep_seal_check())
 
     async def _deep_seal_check(self) -> None:
-        """Every seal of the catalog, checked once per start off the event loop (lazy checks guard meanwhile)."""
-        result = await asyncio.to_thread(self.catalog.deep_check)
-        log.info("catalog seal check: %d images, %d entries in %.2f s", result["images"], result["entries"],
-                 result["seconds"])
-        for problem in result["problems"]:
-            log.error("catalog seal check: %s", problem)
-        self._spawn(self._deep_seal_check())
-
-    async def _deep_seal_check(self) -> None:
         """Off the event loop: seal what a first keyed open left to seal (a large catalog's
         migration), then check every seal once per start when the catalog is not too large
         (the open check, the per-image checks and `sybar catalog check` guard meanwhile)."""
