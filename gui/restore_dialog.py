@@ -55,8 +55,15 @@ def chain_bounds(image: dict, chain: list[dict]) -> tuple[float, float] | None:
     if not chain:
         return None
     start = _unix(image, "backup_time") or 0.0
-    ends = [_unix(i, "last_commit") or _unix(i, "backup_time") or start for i in chain]
-    return start, max([start, *ends])
+    def end(log: dict) -> float:
+        commit = _unix(log, "last_commit")
+        if commit is not None:
+            return commit
+        if log.get("last_lsn") is not None:
+            return start        # a log dump with no commit in it reaches no later time
+        return _unix(log, "backup_time") or start      # recorded before chains had LSNs
+
+    return start, max([start, *map(end, chain)])
 
 
 class RestoreDialog(QDialog):

@@ -147,6 +147,9 @@ class RestoreView(QWidget):
         self.client.setAccessibleName("Client")
         self.client.setToolTip("The client (host) that ran the backups")
         self.client.lineEdit().setPlaceholderText("all clients")
+        for combo in (self.server, self.client):
+            combo.setMinimumContentsLength(10)
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.database_names = QStringListModel(self)
         completer = QCompleter(self.database_names, self)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)

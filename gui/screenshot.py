@@ -39,11 +39,12 @@ async def take(window: MainWindow, out: str | Path, view: str = "backup", *, set
         if name is not None and bv.select_file(name) >= 0:
             await bv.preview_row(bv.model.row_of(name))
     if view == "restore" and hasattr(window.restore_view, "model"):
-        # select the newest image, so the picture shows its stripes and its chain
+        # select the newest full dump, so the picture shows its stripes and its chain
         await settle(settle_s / 2)
         rv = window.restore_view
         if rv.model.rowCount() and hasattr(rv, "table"):
-            rv.table.selectRow(0)
+            rows = range(min(rv.model.rowCount(), rv.model.page))
+            rv.table.selectRow(next((r for r in rows if (rv.model.image(r) or {}).get("type") == "D"), 0))
         if dialog == "restore":
             return await _restore_dialog(window, out, settle_s)
     if view == "progress" and hasattr(window.progress_view, "model"):

@@ -220,6 +220,12 @@ def log_chain(catalog: Catalog, full_backup_id: str) -> Chain:
     return _walk(catalog, _full(catalog, full_backup_id))
 
 
+def _ms(t: float) -> int:
+    """A time to the millisecond: what a DBA can type (and ASE's until_time keeps), so the full dump's
+    own time, shown to the ms, is a time it restores to."""
+    return int(t * 1000)
+
+
 def restore_chain(catalog: Catalog, full_backup_id: str, until: float | None = None) -> list[Image]:
     """The images to load, in order, to restore a full dump's database as of
     ``until`` (unix time; None: as late as the chain goes): the full dump, then
@@ -229,13 +235,13 @@ def restore_chain(catalog: Catalog, full_backup_id: str, until: float | None = N
     full = _full(catalog, full_backup_id)
     if until is None:
         return _walk(catalog, full).images
-    if until < full.backup_time:
+    if _ms(until) < _ms(full.backup_time):
         raise StatusError(RESTORE_ERROR, _too_early(catalog, full, until))
     chain = _walk(catalog, full, until, stop_at_until=True)
     for n, log in enumerate(chain.logs):
-        if log.last_commit is not None and log.last_commit >= until:
+        if log.last_commit is not None and _ms(log.last_commit) >= _ms(until):
             return [full, *chain.logs[: n + 1]]
-    if until <= chain.end_time:  # no commit after the full dump and up to until: the full dump alone
+    if _ms(until) <= _ms(chain.end_time):  # no commit after the full dump and up to until: the full dump alone
         return [full]
     raise StatusError(RESTORE_ERROR, _too_late(catalog, chain, until))
 

@@ -280,6 +280,21 @@ def test_dialog_refuses_an_unconfirmed_start(link, loop, qtbot, made_images):
     assert _run(loop, dlg.start_restore()) is None and "confirm" in dlg.error.text()
 
 
+def test_picker_ends_at_the_last_commit_not_at_an_empty_log_dump(link, loop, qtbot, made_images):
+    # mydb's log dump followed its second full dump with no commit in between: the chain reaches no later
+    full = next(i for i in made_images if i["database"] == "mydb" and i["type"] == "D")
+    dlg = RestoreDialog(link, full)
+    qtbot.addWidget(dlg)
+    _run(loop, dlg.load())
+    assert dlg.use_time.isEnabled() and "1 log dump" in dlg.chain_label.text()
+    start, end = dlg.point_in_time.minimumDateTime(), dlg.point_in_time.maximumDateTime()
+    assert abs(start.toMSecsSinceEpoch() - end.toMSecsSinceEpoch()) < 1000
+    dlg.use_time.setChecked(True)                   # the latest time offered is one the engine can plan
+    plan = _run(loop, dlg.preview_plan())
+    assert plan is not None and dlg.error.text() == "", dlg.error.text()
+    assert any(s.startswith("load database") for s in plan["statements"])
+
+
 def test_verify_selected_images(view, loop):
     _search(view, loop, database="mydb", type_index=1)
     view.table.selectAll()
