@@ -195,9 +195,12 @@ class ArchiveAgent:
                 job = jobs.start_job(type="stripe", parent_id=parent, client=options.client, policy=policy.name,
                                      schedule=schedule.name, dataserver=session.server.name, database=database,
                                      stripe=i, object_name=name, backup_id=backup_id)
+                # in the plan before its connection opens: a media server that dies right now must still
+                # see this stripe's job ended by fail_dump, never left active
+                plan.stripes.append(StripePlan(i, name, job))
                 sink = await asyncio.to_thread(media.store, name, unit.name, job_id=job)
                 sink.data_key = data_key  # the Backup Server encrypts every block with it
-                plan.stripes.append(StripePlan(i, name, job, sink))
+                plan.stripes[-1].sink = sink
                 jobs.log(job, f"stripe {i + 1} of {len(devices)}: backup object {name} to storage unit {unit.name}"
                               + (f", encrypted (AES-256-GCM, data key {data_key.id})" if data_key else ""))
         except BaseException as e:

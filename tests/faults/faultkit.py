@@ -45,15 +45,18 @@ from sybar_testkit import REPO, keep_sa_password_in_keyring, start_serve, stop_s
 
 #: fault kinds: (role killed or condition, operation)
 ROLES = ("media", "dataserver", "bphdb", "script", "isql", "gui", "daemon")
+#: The quick suite kills the `sybar serve` process once in a backup for all of its roles (dataserver,
+#: master, bphdb: one process in the embedded default); the long run names each role.
 QUICK_KINDS = (
-    *[(role, "backup") for role in ROLES],
+    *[(role, "backup") for role in ROLES if role not in ("dataserver", "bphdb")],
     ("media", "restore"),
     ("daemon", "logdump"),
     ("disk_full", "backup"),
     ("read_only", "backup"),
 )
 LONG_KINDS = (
-    *QUICK_KINDS,
+    *[(role, "backup") for role in ROLES],
+    *QUICK_KINDS[len(ROLES) - 2:],
     ("dataserver", "restore"), ("script", "restore"), ("isql", "restore"),
     ("media", "logdump"), ("script", "logdump"), ("isql", "logdump"),
     ("disk_full", "logdump"), ("read_only", "logdump"),
@@ -387,12 +390,19 @@ class Rig:
         return bool(pid)
 
     # -- storage faults
-    def fill_unit(self) -> bool:
+    def fill_unit(self, leave: int = 0) -> bool:
+        """Fill the storage unit's filesystem to its last page (or to `leave` bytes free)."""
         need_root("disk full")
         self.ballast = self.unit / "ballast.fill"
-        fd = os.open(self.ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = os.open(self.ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             block = b"\0" * (1 << 20)
+            if leave:
+                st = os.statvfs(self.unit)
+                room = st.f_bavail * st.f_frsize - leave
+                while room > len(block):
+                    room -= os.write(fd, block)
+                return True
             with contextlib.suppress(OSError):
                 while True:
                     os.write(fd, block)
@@ -486,6 +496,8 @@ class Rig:
                                     "--home", str(self.home)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, env=env)
             time.sleep(1.0)
+        if role == "disk_full":
+            self.fill_unit(leave=24 << 20)   # the fault then fills only the last megabytes: at once
         killed_daemon = role in DAEMON_ROLES
         family = {self.daemon_pid, self.media_pid()}
 
@@ -565,6 +577,8 @@ class Rig:
         plan = {"by_time": (not data_path or restore) and rng.random() < (0.5 if restore else 0.25)}
         delay = rng.uniform(0.02, 0.3) if restore else rng.uniform(0.05, 1.0)
         fraction = rng.uniform(0.02, 0.6) if data_path else rng.uniform(0.02, 0.9)
+        watch_unit = data_path and not restore
+        unit_delay = rng.uniform(0.0, 0.05)
 
         async def go(client):
             queue: asyncio.Queue = asyncio.Queue()
@@ -599,13 +613,26 @@ class Rig:
                 if not data_path:
                     return True
                 return any(c.get("type") == "stripe" and c.get("state") != "done" for c in job.get("children", []))
+            writing_since = None
             try:
                 while True:
                     by_time = plan["by_time"]
                     timeout = max(0.01, t0 + delay - time.monotonic()) if (by_time and not fired) else 120
+                    if watch_unit and not fired:
+                        # a storage fault strikes while stripes are being written: a random moment after
+                        # the first temporary appears on the storage unit (the media server writes a
+                        # small stripe out only at its commit, so progress events come too late)
+                        timeout = 0.005
+                        if self.temporaries():
+                            writing_since = writing_since or time.monotonic()
+                            if time.monotonic() >= writing_since + unit_delay:
+                                fired = inject((sum(done.values()), sum(expected.values())))
+                                hit = await running(parent)
                     try:
                         e = await asyncio.wait_for(queue.get(), timeout)
                     except TimeoutError:
+                        if watch_unit:
+                            continue
                         if by_time and not fired:
                             hit = await running(parent)
                             fired = inject((sum(done.values()), sum(expected.values())))
@@ -623,7 +650,8 @@ class Rig:
                         done[e["job_id"]] = e.get("bytes_done") or 0
                         expected[e["job_id"]] = e.get("bytes_expected") or 0
                         total = sum(expected.values())
-                        if not fired and not by_time and total and sum(done.values()) >= fraction * total:
+                        if (not fired and not by_time and not watch_unit and total
+                                and sum(done.values()) >= fraction * total):
                             hit = await running(parent)
                             fired = inject((sum(done.values()), total))
                             if fired:
