@@ -638,7 +638,7 @@ class Rig:
                             fired = inject((sum(done.values()), sum(expected.values())))
                             plan["by_time"] = fired   # no such process yet: fall back to a byte count
                             if fired:
-                                hit = hit and (daemon_dies or await running(parent))
+                                hit = hit and (not data_path or await running(parent))
                                 if daemon_dies:
                                     return parent, None, hit
                             continue
@@ -655,7 +655,7 @@ class Rig:
                             hit = await running(parent)
                             fired = inject((sum(done.values()), total))
                             if fired:
-                                hit = hit and (daemon_dies or await running(parent))
+                                hit = hit and (not data_path or await running(parent))
                                 if daemon_dies:
                                     return parent, None, hit
                     elif kind == "job_ended" and e.get("job_id") == parent:
