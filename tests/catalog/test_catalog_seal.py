@@ -184,7 +184,7 @@ def test_seal_key_lives_in_the_keyring_per_home(tmp_path):
 def test_seal_checks_on_a_large_catalog(tmp_path):
     """N images written straight into the file (as test_catalog_scale does), sealed by the
     migration at the first keyed open; then the times of the open check and the deep check."""
-    n = int(os.environ.get("SYBAR_SEAL_SCALE", "20000"))  # the figures for 1,000,000: docs/ARCHITECTURE.md
+    n = int(os.environ.get("SYBAR_SEAL_SCALE", "10000"))  # the figures for 1,000,000: docs/ARCHITECTURE.md
     path = tmp_path / "catalog.db"
     Catalog(path).close()
     con = sqlite3.connect(path)
