@@ -179,6 +179,13 @@ def test_bundle_backs_up_restores_and_draws_its_window(bundle, tmp_path):
                 QT_QPA_PLATFORM="offscreen")
         assert r.returncode == 0 and shot.is_file(), r.stdout + r.stderr
         print(f"offscreen screenshot: {time.monotonic() - t0:.1f} s")
+        # and on X11: the bundle's xcb platform plugin with its xcb libraries, under Xvfb
+        t0 = time.monotonic()
+        shot_x11 = tmp_path / "window-x11.png"
+        r = run(bundle, work, "xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "sybar", "gui", "--home", str(home),
+                "--screenshot", str(shot_x11), timeout=120, QT_QPA_PLATFORM="xcb")
+        assert r.returncode == 0 and shot_x11.is_file(), r.stdout + r.stderr
+        print(f"screenshot under Xvfb: {time.monotonic() - t0:.1f} s")
     finally:
         serve.terminate()
         serve.wait(timeout=30)
@@ -201,10 +208,11 @@ def test_bundle_backs_up_restores_and_draws_its_window(bundle, tmp_path):
 
     from PySide6.QtGui import QImage
 
-    image = QImage(str(shot))
-    assert image.width() >= 800 and image.height() >= 500, (image.width(), image.height())
-    colors = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
-    assert len(colors) > 20, f"the screenshot is nearly blank ({len(colors)} colours)"
+    for png in (shot, shot_x11):
+        image = QImage(str(png))
+        assert image.width() >= 800 and image.height() >= 500, (png.name, image.width(), image.height())
+        colors = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+        assert len(colors) > 20, f"{png.name} is nearly blank ({len(colors)} colours)"
 
 
 def test_tarball_installs_a_menu_entry(bundle, tmp_path):
