@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 import time
@@ -146,6 +147,137 @@ def _feed_all(dec: StripeDecoder, hasher: Any, frames: list[bytes]) -> None:
 async def _write_all(writer: Any, frames: list[bytes]) -> None:
     for data in frames:
         await writer.write(data)
+
+
+def _plain_socket(conn: _Conn) -> socket.socket | None:
+    """A blocking duplicate of a plain-TCP connection's socket; None over TLS (or no socket)."""
+    t = conn.writer.transport
+    if t.get_extra_info("sslcontext") is not None or t.get_extra_info("ssl_object") is not None:
+        return None
+    s = t.get_extra_info("socket")
+    if s is None or not hasattr(conn.reader, "_buffer"):
+        return None
+    try:
+        return socket.socket(fileno=os.dup(s.fileno()))
+    except OSError:
+        return None
+
+
+def _send_verified(
+    sock: socket.socket, loop: Any, reader: Any, dec: StripeDecoder, hasher: Any, timeout: float
+) -> int:
+    """Worker thread of a plain-TCP fetch (MediaServer._send_blocking): only verified bytes are sent."""
+    total = sent = 0
+    pending = bytearray()
+    nxt = None
+    try:
+        sock.settimeout(timeout)
+        nxt = asyncio.run_coroutine_threadsafe(reader.read(READ_CHUNK), loop)
+        while True:
+            chunk = nxt.result()
+            nxt = None
+            if not chunk:
+                return total
+            nxt = asyncio.run_coroutine_threadsafe(reader.read(READ_CHUNK), loop)
+            hasher.update(chunk)
+            dec.feed(chunk)
+            total += len(chunk)
+            pending += chunk
+            ready = dec.offset - sent
+            while ready > 0:
+                k = min(ready, p.DATA_FRAME)
+                with memoryview(pending) as mv:
+                    try:
+                        sock.sendall(p.frame_header(p.DATA, k) + mv[:k])
+                    except TimeoutError:
+                        raise StatusError(
+                            NETWORK_TIMEOUT, f"the client took no data for {timeout:g} s; the fetch was ended"
+                        ) from None
+                    except OSError as e:
+                        raise _Closed(f"the connection broke ({e.strerror or e})") from None
+                del pending[:k]
+                sent += k
+                ready -= k
+    finally:
+        if nxt is not None:  # the loop's read in flight ends before the caller closes the reader
+            with contextlib.suppress(BaseException):
+                nxt.result()
+        sock.close()
+
+
+def _receive_blocking(
+    sock: socket.socket, leftover: bytes, loop: Any, writer: Any, dec: StripeDecoder, hasher: Any,
+    name: str, idle: float,
+) -> int:
+    """Worker thread of a plain-TCP store (see MediaServer._store_blocking); returns the bytes stored."""
+    left = memoryview(leftover)
+    total = 0
+    batch: list[bytearray] = []
+    size = 0
+    pending = None  # the write of the previous batch (a concurrent Future)
+
+    def exactly(n: int) -> bytearray:
+        nonlocal left
+        out = bytearray(n)
+        mv = memoryview(out)
+        got = min(n, len(left))
+        if got:
+            mv[:got] = left[:got]
+            left = left[got:]
+        while got < n:
+            try:
+                k = sock.recv_into(mv[got:])
+            except TimeoutError:
+                raise StatusError(
+                    NETWORK_TIMEOUT,
+                    f"object {name}: the client sent nothing for {idle:g} s; "
+                    f"the object was not stored ({total} bytes discarded)",
+                ) from None
+            except OSError as e:
+                raise _Closed(f"the connection broke ({e.strerror or e})") from None
+            if k == 0:
+                raise _Closed(f"the client closed the connection ({got} bytes of a frame read)")
+            got += k
+        return out
+
+    def flush() -> None:
+        nonlocal pending, batch, size
+        if pending is not None:
+            pending.result()  # a write error of the batch before stops the store here
+            pending = None
+        if batch:
+            data = batch[0] if len(batch) == 1 else b"".join(batch)
+            pending = asyncio.run_coroutine_threadsafe(writer.write(data), loop)
+            batch, size = [], 0
+
+    try:
+        sock.settimeout(idle)
+        while True:
+            kind, n = p.parse_frame_header(bytes(exactly(p.FRAME_HEADER.size)), p.MAX_PAYLOAD)
+            if kind == p.DATA:
+                if not n:
+                    continue
+                payload = exactly(n)
+                hasher.update(payload)
+                dec.feed(payload)
+                batch.append(payload)
+                size += n
+                total += n
+                if size >= STORE_BATCH:
+                    flush()
+            elif kind == p.END:
+                flush()
+                if pending is not None:
+                    pending.result()
+                    pending = None
+                return total
+            else:
+                raise p.ProtocolError(f"a {p.NAMES[kind]} frame in the middle of object {name}")
+    finally:
+        if pending is not None:  # never leave a write running under the caller's abort
+            with contextlib.suppress(BaseException):
+                pending.result()
+        sock.close()
 
 
 class MediaServer:
@@ -377,39 +509,11 @@ class MediaServer:
             dec = StripeDecoder(f"the stripe stream for object {name}", verify_only=True, check_raw=False)
             hasher = xxhash.xxh3_128()
             # a receiver task reads frames ahead (bounded queue) while this one verifies and writes
-            frames: asyncio.Queue = asyncio.Queue(STORE_QUEUE)
-            receiver = asyncio.create_task(self._receive(conn, name, frames))
-            try:
-                end = False
-                while not end:
-                    batch: list[bytes] = []
-                    size = 0
-                    item = await frames.get()
-                    while True:
-                        if item is None:
-                            end = True
-                            break
-                        if isinstance(item, BaseException):
-                            raise item
-                        batch.append(item)
-                        size += len(item)
-                        if size >= STORE_BATCH or frames.empty():
-                            break
-                        item = frames.get_nowait()
-                    if batch:
-                        results = await asyncio.gather(
-                            asyncio.to_thread(_feed_all, dec, hasher, batch),
-                            _write_all(writer, batch),
-                            return_exceptions=True,
-                        )
-                        for r in results:
-                            if isinstance(r, BaseException):
-                                raise r
-                        total += size
-            finally:
-                if not receiver.done():
-                    receiver.cancel()
-                await asyncio.gather(receiver, return_exceptions=True)
+            raw = _plain_socket(conn)
+            if raw is not None:
+                total = await self._store_blocking(conn, raw, name, dec, hasher, writer)
+            else:
+                total = await self._store_queued(conn, name, dec, hasher, writer)
             dec.finish()
             assert dec.header is not None and dec.trailer is not None
             info = await writer.commit()
@@ -453,6 +557,83 @@ class MediaServer:
             total / 1e6 / max(seconds, 1e-9),
         )
         await conn.send_json(result)
+
+    async def _store_queued(self, conn: _Conn, name: str, dec: StripeDecoder, hasher: Any, writer: Any) -> int:
+        """A store over TLS: a receiver task reads frames ahead (bounded queue) while this one verifies
+        and writes them in batches."""
+        total = 0
+        frames: asyncio.Queue = asyncio.Queue(STORE_QUEUE)
+        receiver = asyncio.create_task(self._receive(conn, name, frames))
+        try:
+            end = False
+            while not end:
+                batch: list[bytes] = []
+                size = 0
+                item = await frames.get()
+                while True:
+                    if item is None:
+                        end = True
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    batch.append(item)
+                    size += len(item)
+                    if size >= STORE_BATCH or frames.empty():
+                        break
+                    item = frames.get_nowait()
+                if batch:
+                    results = await asyncio.gather(
+                        asyncio.to_thread(_feed_all, dec, hasher, batch),
+                        _write_all(writer, batch),
+                        return_exceptions=True,
+                    )
+                    for r in results:
+                        if isinstance(r, BaseException):
+                            raise r
+                    total += size
+        finally:
+            if not receiver.done():
+                receiver.cancel()
+            await asyncio.gather(receiver, return_exceptions=True)
+        return total
+
+    async def _send_blocking(
+        self, conn: _Conn, raw: socket.socket, reader: Any, dec: StripeDecoder, hasher: Any
+    ) -> int:
+        """A fetch over plain TCP: one worker thread verifies each chunk (the loop reads the next one
+        meanwhile) and sends the verified bytes with sendmsg on the socket; returns the bytes read."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.to_thread(
+                _send_verified, raw, loop, reader, dec, hasher, self.limits.idle_timeout
+            )
+        except asyncio.CancelledError:
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)
+            raise
+
+    async def _store_blocking(
+        self, conn: _Conn, raw: socket.socket, name: str, dec: StripeDecoder, hasher: Any, writer: Any
+    ) -> int:
+        """A store over plain TCP: one worker thread receives each frame straight into its buffer,
+        verifies and hashes it, and hands ~4 MiB batches to the storage unit's writer (the loop
+        writes one batch while the thread receives the next): no stream buffer, no per-frame hops."""
+        transport = conn.writer.transport
+        transport.pause_reading()
+        leftover = bytes(conn.reader._buffer)  # what asyncio had read ahead (StreamReader's buffer)
+        conn.reader._buffer.clear()
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.to_thread(
+                _receive_blocking, raw, leftover, loop, writer, dec, hasher, name, self.limits.idle_timeout
+            )
+        except asyncio.CancelledError:
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)  # unblocks the thread's recv
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                transport.resume_reading()
 
     async def _receive(self, conn: _Conn, name: str, frames: asyncio.Queue) -> None:
         """A store's data frames into frames; None at the end; an exception ends it too."""
@@ -508,10 +689,18 @@ class MediaServer:
                 chunk = await reader.read(READ_CHUNK)
                 return chunk, (await asyncio.to_thread(_feed, dec, hasher, chunk) if chunk else 0)
 
-            # read and verify the next chunk while this one is sent
-            nxt = asyncio.create_task(ahead())
+            raw = _plain_socket(conn) if conn is not None else None
+            if raw is not None and conn.writer.transport.get_write_buffer_size():
+                raw.close()  # the answer is still queued in asyncio: frames must not overtake it
+                raw = None
+            if raw is not None:
+                total = await self._send_blocking(conn, raw, reader, dec, hasher)
+                nxt = None
+            else:
+                # read and verify the next chunk while this one is sent
+                nxt = asyncio.create_task(ahead())
             try:
-                while True:
+                while nxt is not None:
                     chunk, verified = await nxt
                     if not chunk:
                         break
@@ -530,9 +719,10 @@ class MediaServer:
                         sent += k
                         ready -= k
             finally:
-                if not nxt.done():
-                    nxt.cancel()
-                await asyncio.gather(nxt, return_exceptions=True)
+                if nxt is not None:
+                    if not nxt.done():
+                        nxt.cancel()
+                    await asyncio.gather(nxt, return_exceptions=True)
             dec.finish()
             assert dec.header is not None and dec.trailer is not None
         except DumpFormatError as e:
