@@ -54,10 +54,11 @@ class Daemon:
         self.network = network or Network()   # where control and media listen; TLS off loopback
         self.home = home
         self.config = load_config(home)
-        from engine.catalog.seal import catalog_key
+        from engine.catalog.seal import KeyringHead, catalog_key
 
         seal_key, key_is_new = catalog_key(home.root)  # the catalog's seal key, from the OS keyring
-        self.catalog = Catalog(home.root / "catalog.db", seal_key=seal_key, key_is_new=key_is_new)
+        self.catalog = Catalog(home.root / "catalog.db", seal_key=seal_key, key_is_new=key_is_new,
+                               head_keeper=KeyringHead(home.root))
         for problem in self.catalog.seal_problems:
             log.error("catalog seal check: %s", problem)
         self.bus = EventBus()

@@ -473,10 +473,21 @@ class Catalog:
     ``seal_problems`` then lists what the check found (empty: intact), and no
     image is removed or has its expiration changed while it is not empty.
     ``key_is_new``: the key was just made (a catalog without seal records is
-    then being sealed for the first time, not stripped of its seals)."""
+    then being sealed for the first time, not stripped of its seals).
+    ``head_keeper`` (seal.KeyringHead): where the chain's head is also kept, so
+    that a catalog file put back from an older copy is found at open."""
 
-    def __init__(self, path: Path | str, *, seal_key: bytes | None = None, key_is_new: bool = False):
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        seal_key: bytes | None = None,
+        key_is_new: bool = False,
+        head_keeper: Any = None,
+    ):
         self.path = Path(path)
+        self._head_keeper = head_keeper  # seal.KeyringHead: the chain's head kept outside the file
+        self._published = 0
         self._lock = threading.RLock()
         self._sealer = Sealer(seal_key) if seal_key is not None else None
         self.seal_problems: list[str] = []
@@ -617,6 +628,17 @@ class Catalog:
         value["sig"] = self._sealer.sign_state(name, value)
         db.execute("INSERT OR REPLACE INTO seal_state (name, value) VALUES (?, ?)", (name, json.dumps(value)))
 
+    def _publish_head(self) -> None:
+        """After a sealed change is committed: the chain's head to the head keeper."""
+        if self._head_keeper is None or self._sealer is None:
+            return
+        with self._lock:
+            head = self._state(self._db, "head")
+        if head is None or not self._sealer.state_ok("head", head) or head.get("seq", 0) <= self._published:
+            return
+        self._head_keeper.write(head["seq"], head["mac"])
+        self._published = head["seq"]
+
     def _seal_append(self, db: sqlite3.Connection, backup_id: str, action: str) -> None:
         """Append the seal entry of an image's current record (in the caller's transaction)."""
         if self._sealer is None:
@@ -722,6 +744,8 @@ class Catalog:
                                 "seal key already existed: its seal tables were emptied or the file was replaced "
                                 "(the images present then were sealed again as found)")})  # fmt: skip
                         self._put_state(db, "anchor", {"key_id": self._sealer.key_id, "created": time.time()})
+                        if self._head_keeper is not None:
+                            self._head_keeper.write(0, "")  # a new chain: what the keyring held is void
                         if complete > SEAL_AT_OPEN:
                             # a large catalog is sealed in the background (seal_migration), not at open
                             self._put_state(db, "migration", {"started": time.time(), "images": complete})
@@ -741,6 +765,8 @@ class Catalog:
         except sqlite3.DatabaseError as e:
             raise self._db_error("check its seal", e) from e
         self.seal_problems = problems
+        if not problems:
+            self._publish_head()
         self.seal_stats["open_check_s"] = time.perf_counter() - started
 
     @property
@@ -774,6 +800,7 @@ class Catalog:
                     if head is not None:
                         self._put_state(db, "verified", {"seq": head["seq"], "mac": head["mac"]})
                     break
+        self._publish_head()
         self.seal_stats["sealed_in_background"] = total
         self.seal_stats["migration_s"] = time.perf_counter() - started
         return total
@@ -828,6 +855,26 @@ class Catalog:
                 )
         for backup_id in unsealed:
             problems.append(f"image {backup_id} is not sealed: its record was inserted outside sybar")
+        kept = self._head_keeper.read() if self._head_keeper is not None else None
+        if kept is not None:
+            kseq, kmac = kept
+            last_seq = last[0] if last is not None else 0
+            with self._lock:
+                row = self._db.execute("SELECT mac FROM seal_log WHERE seq = ?", (kseq,)).fetchone()
+            if kseq <= 0:
+                pass  # the chain began after the keyring's record was reset
+            elif kseq > last_seq:
+                problems.append(
+                    f"the catalog ends at seal entry {last_seq} but the OS keyring recorded entry {kseq} as its "
+                    "head: catalog.db was put back from an older copy (or its newest entries were removed), so "
+                    "images recorded since are missing from it"
+                )
+            elif row is None or bytes(row[0]).hex() != kmac:
+                problems.append(
+                    f"seal entry {kseq} differs from the one the OS keyring recorded: catalog.db was replaced"
+                )
+            else:
+                self._published = kseq
         start = 0
         prev = ZERO_MAC
         if verified is not None and sealer.state_ok("verified", verified) and isinstance(verified.get("seq"), int):
@@ -1313,6 +1360,7 @@ class Catalog:
                         (self._follows(db, backup_id), backup_id),
                     )
                 self._seal_append(db, backup_id, "commit")
+        self._publish_head()
         image = self.get_image(backup_id)
         assert image is not None
         return image
@@ -1376,7 +1424,9 @@ class Catalog:
                     raise worm_locked(backup_id, row[1], "deleted")
                 self._seal_append(db, backup_id, "remove")
             db.execute("DELETE FROM objects WHERE backup_id = ?", (backup_id,))
-            return db.execute("DELETE FROM images WHERE backup_id = ?", (backup_id,)).rowcount > 0
+            removed = db.execute("DELETE FROM images WHERE backup_id = ?", (backup_id,)).rowcount > 0
+        self._publish_head()
+        return removed
 
     def set_expiration(self, backup_id: str, expiration: float) -> Image:
         """Change a complete image's expiration (NetBackup's bpexpdate). A WORM image
@@ -1410,6 +1460,7 @@ class Catalog:
                 (expiration, unlock, backup_id),
             )
             self._seal_append(db, backup_id, "expiration")
+        self._publish_head()
         image = self.get_image(backup_id)
         assert image is not None
         return image
@@ -1462,6 +1513,7 @@ class Catalog:
                     DATABASE_ERROR,
                     f"The catalog {self.path} is sealed: only the sybar daemon of its home may add images to it.",
                 )
+        self._publish_head()
         return len(image_rows)
 
     # -- image queries

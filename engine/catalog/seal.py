@@ -40,6 +40,7 @@ from typing import Any
 from engine.jobs.status import SYSTEM_ERROR, StatusError
 
 KEYRING_SERVICE = "sybar-catalog-seal"
+HEAD_SERVICE = "sybar-catalog-seal-head"
 ZERO_MAC = b"\0" * 32
 
 #: image columns covered by the fields digest (expiration and unlock_time are sealed in clear)
@@ -143,3 +144,32 @@ class Sealer:
     @staticmethod
     def same(a: bytes | None, b: bytes | None) -> bool:
         return a is not None and b is not None and hmac.compare_digest(bytes(a), bytes(b))
+
+
+class KeyringHead:
+    """The chain's head (last seq and its mac) kept outside the catalog file, in the OS
+    keyring (service ``sybar-catalog-seal-head``, user = the home's path), written after
+    each sealed change: a catalog file put back from an older copy ends before it."""
+
+    def __init__(self, home_root: Path | str):
+        self.user = str(Path(home_root).resolve())
+
+    def read(self) -> tuple[int, str] | None:
+        from engine.secrets import _backend
+
+        try:
+            text = _backend().get_password(HEAD_SERVICE, self.user)
+            if not text:
+                return None
+            value = json.loads(text)
+            return int(value["seq"]), str(value["mac"])
+        except Exception:  # unreadable: the other checks still run
+            return None
+
+    def write(self, seq: int, mac_hex: str) -> None:
+        from engine.secrets import _backend
+
+        try:
+            _backend().set_password(HEAD_SERVICE, self.user, json.dumps({"seq": seq, "mac": mac_hex}))
+        except Exception:  # the next sealed change or open writes it again
+            pass

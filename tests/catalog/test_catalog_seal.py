@@ -11,7 +11,7 @@ import time
 import pytest
 
 from engine.catalog.catalog import Catalog
-from engine.catalog.seal import KEYRING_SERVICE, catalog_key
+from engine.catalog.seal import HEAD_SERVICE, KEYRING_SERVICE, KeyringHead, catalog_key
 from engine.jobs.status import StatusError
 
 KEY = bytes(range(32))
@@ -167,6 +167,28 @@ def test_a_large_unsealed_catalog_is_sealed_after_the_open(tmp_path, monkeypatch
         assert cat.deep_check()["ok"] and cat.image_seal_problems(new) == []
     with Catalog(path, seal_key=KEY) as cat:
         assert cat.seal_problems == [] and all(cat.image_seal_problems(b) == [] for b in ids)
+
+
+def test_an_older_copy_of_the_catalog_is_found_by_the_head_in_the_keyring(tmp_path):
+    import shutil
+
+    import keyring
+
+    home = tmp_path / "home"
+    home.mkdir()
+    keeper = KeyringHead(home)
+    path = home / "catalog.db"
+    with Catalog(path, seal_key=KEY, key_is_new=True, head_keeper=keeper) as cat:
+        _image(cat, 1)
+    shutil.copyfile(path, tmp_path / "old.db")  # closed: the WAL is folded into the file
+    with Catalog(path, seal_key=KEY, head_keeper=keeper) as cat:
+        assert cat.seal_problems == []
+        _image(cat, 2)
+    assert keeper.read()[0] == 2
+    shutil.copyfile(tmp_path / "old.db", path)
+    with Catalog(path, seal_key=KEY, head_keeper=keeper) as cat:
+        assert any("older copy" in p for p in cat.seal_problems), cat.seal_problems
+    keyring.delete_password(HEAD_SERVICE, str(home.resolve()))
 
 
 def test_seal_key_lives_in_the_keyring_per_home(tmp_path):

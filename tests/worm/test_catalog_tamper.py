@@ -90,13 +90,14 @@ def test_edited_records_are_detected_and_nothing_is_deleted(tampered_home):
     assert f"image {other['backup_id']} has its object records" in r.stdout
 
 
-def test_a_deleted_image_row_is_found_at_daemon_start(tampered_home):
+def test_a_deleted_image_row_and_an_older_copy_are_found_at_daemon_start(tampered_home):
     served = tampered_home["served"]
     home = served.home
+    _sql(home, f".backup '{home / 'old-catalog.db'}'")  # a consistent copy, taken live
     victim = dump(served, "tdb", "Sybase_ASE")
-    stop_serve(served)
     _sql(home, f"DELETE FROM objects WHERE backup_id = '{victim['backup_id']}';"
                f"DELETE FROM images WHERE backup_id = '{victim['backup_id']}';")
+    stop_serve(served)
     served = tampered_home["served"] = start_serve(home)
     seal = api(served, lambda c: c.status())["catalog_seal"]
     assert not seal["ok"]
@@ -107,3 +108,14 @@ def test_a_deleted_image_row_is_found_at_daemon_start(tampered_home):
     assert (unit_dir(served, "disk1") / victim["stripes"][0]["name"]).exists()
     e = _status(lambda: api(served, lambda c: c.expire()))
     assert e.status == 220 and victim["backup_id"] in str(e)
+
+    # the older copy put back in place of catalog.db: its chain ends before the head the keyring recorded
+    stop_serve(served)
+    for suffix in ("-wal", "-shm"):
+        (home / f"catalog.db{suffix}").unlink(missing_ok=True)
+    (home / "old-catalog.db").replace(home / "catalog.db")
+    served = tampered_home["served"] = start_serve(home)
+    seal = api(served, lambda c: c.status())["catalog_seal"]
+    assert any("older copy" in p for p in seal["problems"]), seal
+    e = _status(lambda: api(served, lambda c: c.expire()))
+    assert e.status == 220 and "older copy" in str(e)
