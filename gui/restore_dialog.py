@@ -217,7 +217,8 @@ class RestoreDialog(QDialog):
         self.point_in_time.setDateTime(hi)
         self.use_time.setEnabled(True)
         self.point_in_time.setEnabled(self.use_time.isChecked())
-        self.chain_label.setText(f"{len(self.chain)} log dump{'s' if len(self.chain) != 1 else ''} follow this "
+        n = len(self.chain)
+        self.chain_label.setText(f"{n} log dump{'s follow' if n != 1 else ' follows'} this "
                                  f"image: restorable from {until_text(start)} to {until_text(end)}.")
 
     # ------------------------------------------------------------ preview, start

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QCompleter,
     QDateEdit,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -166,15 +167,19 @@ class RestoreView(QWidget):
         self.server.activated.connect(lambda _i: self.search())
         self.client.activated.connect(lambda _i: self.search())
 
-        filters = QHBoxLayout()
-        for text, w in (("From:", self.date_from), ("To:", self.date_to), ("Server:", self.server),
-                        ("Client:", self.client), ("Database:", self.database), ("Type:", self.type),
-                        ("Keyword:", self.keyword)):
-            label = QLabel(text)
-            label.setBuddy(w)
-            filters.addWidget(label)
-            filters.addWidget(w)
-        filters.addWidget(self.search_button)
+        # two rows, as BAR's search: when and what kind first, then where from
+        filters = QGridLayout()
+        rows = ((("From:", self.date_from), ("To:", self.date_to), ("Type:", self.type), ("Keyword:", self.keyword)),
+                (("Server:", self.server), ("Client:", self.client), ("Database:", self.database)))
+        for r, row in enumerate(rows):
+            for c, (text, w) in enumerate(row):
+                label = QLabel(text)
+                label.setBuddy(w)
+                filters.addWidget(label, r, 2 * c)
+                filters.addWidget(w, r, 2 * c + 1)
+        filters.addWidget(self.search_button, 1, 7)
+        for c in (1, 3, 5, 7):
+            filters.setColumnStretch(c, 1)
 
         self.table = QTableView()
         self.table.setAccessibleName("Backup images")
