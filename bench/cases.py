@@ -150,7 +150,7 @@ def case_backup(ctx: Ctx) -> list[Row]:
     measured = _measure(fns, ctx.runs)
     ctx.image = ctx.home.latest_backup_id("mydb")
     spec = {
-        "sybar": {"note": "2 stripes, zstd 1, no encryption"},
+        "sybar": {"note": "2 stripes, zstd 1, AES-256-GCM (a new home's default)"},
         "restic backup": {"baseline": "sybar", "ratio_label": "", "target": 2.5, "target_text": "≥ 2.5×",
                           "note": "AES-256, fresh repo, --no-cache, + sync"},
         "borg create": {"baseline": "sybar", "target": 2.0, "target_text": "≥ 2.0×",
