@@ -236,7 +236,15 @@ class ArchiveAgent:
                                    checksum=info["checksum"])
             return catalog.commit_image(plan.backup_id, dump_id=result.dump_id)
 
-        image = await asyncio.to_thread(record)
+        work = asyncio.ensure_future(asyncio.to_thread(record))
+        try:
+            image = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # the client went away while the catalog commits: let the commit end first, so that fail_dump
+            # sees whether the image exists (and never removes the objects of an image that does)
+            with contextlib.suppress(BaseException):
+                await work
+            raise
         for s in plan.stripes:
             self.daemon.jobs.end_job(s.job_id, SUCCESS, f"backup object {s.name} stored")
         self.daemon.jobs.log(plan.parent_job, f"image {plan.backup_id} recorded: {len(plan.stripes)} stripes, "
