@@ -510,7 +510,9 @@ class Rig:
                          "media": self._kill_media}[role]()
                 # (a media server killed with no temporary open may still have been about to answer a
                 # stripe's commit: that stripe fails, see the expected status of a missed media kill)
-                out.data_hit = bool(writing if role == "media" else writing & self.temporaries())
+                # (a media server killed has no one left to remove its temporaries: those left name the
+                # stripes it was storing when it died)
+                out.data_hit = bool(self.temporaries() if role == "media" else writing & self.temporaries())
                 return fired
 
             if role == "gui":
@@ -802,7 +804,7 @@ class Rig:
 
 # -- campaigns -----------------------------------------------------------------------------------
 
-def campaign(root: Path, kinds: list[tuple[str, str]], seed: int, *, per_home: int = 12, log=print) -> list[Outcome]:
+def campaign(root: Path, kinds: list[tuple[str, str]], seed: int, *, per_home: int = 16, log=print) -> list[Outcome]:
     rng = random.Random(seed)
     outcomes: list[Outcome] = []
     rig = None
