@@ -218,6 +218,7 @@ class Rig:
         self.log_state: dict | None = None                 # logdb digests as of its last stored log dump
         self.restores = 0
         self.serial = 0
+        self.faults = 0
         self.s = None
         self._conn = self._conn_for = None
         try:
@@ -420,10 +421,17 @@ class Rig:
 
     def make_read_only(self) -> bool:
         need_root("read-only storage")
-        run_root("mount", "--bind", str(self.unit), str(self.unit))
-        self.ro_bind = True
-        run_root("mount", "-o", "remount,ro,bind", str(self.unit))
-        return True
+        for _ in range(50):
+            run_root("mount", "--bind", str(self.unit), str(self.unit))
+            r = subprocess.run(["mount", "-o", "remount,ro,bind", str(self.unit)], capture_output=True, text=True)
+            if r.returncode == 0:
+                self.ro_bind = True
+                return True
+            # a stripe opened its temporary through the new bind mount between the two steps (EBUSY):
+            # detach it (the writer keeps its file) and try again
+            run_root("umount", "-l", str(self.unit))
+            time.sleep(0.002)
+        raise AssertionError(f"could not make {self.unit} read-only: {r.stderr.strip()}")
 
     def make_writable(self) -> None:
         if self.ro_bind:
@@ -451,6 +459,8 @@ class Rig:
                 if r.returncode == 0:
                     break
                 time.sleep(0.2)
+            else:
+                subprocess.run(["umount", "-l", str(self.unit)], capture_output=True)
             self.mounted = False
 
     # -- one fault -------------------------------------------------------------------------------
@@ -810,11 +820,17 @@ def campaign(root: Path, kinds: list[tuple[str, str]], seed: int, *, per_home: i
     rig = None
     try:
         for n, kind in enumerate(kinds):
-            if rig is None or n % per_home == 0:
+            if rig is None or rig.faults >= per_home:
                 if rig is not None:
                     rig.close()
                 rig = Rig(root / f"rig{n}", rng, log=log)
-            o = rig.fault(*kind)
+            rig.faults += 1
+            try:
+                o = rig.fault(*kind)
+            except Exception as e:  # the driver itself failed: say so, go on with a new home
+                o = Outcome(kind, problems=[f"the fault driver failed: {e!r}"])
+                rig.close()
+                rig = None
             outcomes.append(o)
             log(f"fault {n + 1}/{len(kinds)} {kind[0]}@{kind[1]}: {'hit' if o.hit else 'missed (job ended first)'}"
                 f" at {o.at_bytes}/{o.of_bytes} bytes, status {o.status}, {o.seconds:.1f} s ("
