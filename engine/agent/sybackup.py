@@ -272,11 +272,12 @@ class ArchiveAgent:
         media = self._media()
         for s in plan.stripes:
             if s.sink is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(s.sink.abort)
                 # a stripe stored before another failed is garbage now: no half image, no orphan. But never
                 # the objects of an image the catalog committed (a cancel that came during its commit):
-                # cleanup removes what no image holds.
+                # aborting a committed sink removes its object. Cleanup removes what no image holds.
+                if pending or s.sink.result is None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.to_thread(s.sink.abort)
                 if pending:
                     with contextlib.suppress(Exception):
                         await asyncio.to_thread(media.remove, s.name)
