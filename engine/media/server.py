@@ -57,8 +57,8 @@ LIST_BATCH = 500
 STREAM_LIMIT = 1 << 20  # a whole ~1 MiB data frame fits before reading pauses
 #: A store receives ahead of verifying and writing: at most this many data frames wait (~1 MiB each).
 STORE_QUEUE = 4
-#: Frames verified (one worker-thread hop) and written together, up to about this many bytes.
-STORE_BATCH = 4 << 20
+#: Frames verified and written together, up to about this many bytes (memory per stripe: ~2 of these).
+STORE_BATCH = 1 << 20
 #: The transport buffers up to this much of a fetch before drain() waits, so reading
 #: and verifying the next chunk overlaps with sending this one.
 SEND_BUFFER = 4 << 20
@@ -616,7 +616,7 @@ class MediaServer:
         self, conn: _Conn, raw: socket.socket, name: str, dec: StripeDecoder, hasher: Any, writer: Any
     ) -> int:
         """A store over plain TCP: one worker thread receives each frame straight into its buffer,
-        verifies and hashes it, and hands ~4 MiB batches to the storage unit's writer (the loop
+        verifies and hashes it, and hands ~1 MiB batches to the storage unit's writer (the loop
         writes one batch while the thread receives the next): no stream buffer, no per-frame hops."""
         transport = conn.writer.transport
         transport.pause_reading()
