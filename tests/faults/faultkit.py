@@ -575,6 +575,11 @@ class Rig:
         if out.status not in want:
             out.problems.append(f"job {job_id} ended with status {out.status} ({job.get('message')}); "
                                 f"expected {sorted(want)}")
+        said = " ".join(str(j.get("message") or "") for j in [job, *job.get("children", [])])
+        sentence = {"disk_full": "No space left on device (ENOSPC); free space on the storage unit",
+                    "read_only": "Read-only file system (EROFS); the storage unit's file system is read-only"}
+        if out.hit and out.status == 84 and role in sentence and sentence[role] not in said:
+            out.problems.append(f"job {job_id} does not say what is wrong and what to do: {said[:300]}")
         t = time.monotonic()
         self._check(out, before, operation, target if out.hit else None, pre, image)
         out.timings["check"] = time.monotonic() - t
