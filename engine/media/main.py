@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 from engine.home import Home
 from engine.jobs.status import StatusError
@@ -72,6 +73,10 @@ async def _watch_parent(parent: int, stop: asyncio.Event) -> None:
         if os.getppid() != parent:
             log.warning("the daemon (pid %d) that started this media server is gone: stopping", parent)
             stop.set()
+            # and out within seconds even if a store cannot unwind (its temporary is left for cleanup)
+            timer = threading.Timer(10.0, os._exit, (1,))
+            timer.daemon = True
+            timer.start()
             return
         await asyncio.sleep(0.5)
 
