@@ -374,10 +374,12 @@ class _DumpRun:
             self._report(i, enc)
             last = time.monotonic()
             page, end = first, first + count
+            buf = bytearray(per_block * ps)  # this stripe's page buffer, reused for every block
             while page < end:
                 self._check()
                 k = min(per_block, end - page)
-                raw = snap.pread(page * ps, k * ps)
+                raw = snap.pread_into(buf, page * ps, k * ps)
+                # the frame is written before the next read reuses buf (raw blocks are sent from it)
                 self._write_block(i, enc.block_parts(page, raw))
                 page += k
                 if self.progress is not None and (

@@ -95,6 +95,31 @@ class Snapshot:
     def size(self) -> int:
         return self.page_size * self.page_count
 
+    def pread_into(self, buf: bytearray, offset: int, n: int) -> memoryview:
+        """Read n snapshot bytes at offset into buf (reused by the caller: no allocation per block);
+        returns a view of them. Thread-safe; StatusError on a short read."""
+        view = memoryview(buf)[:n]
+        got = 0
+        try:
+            while got < n:
+                k = os.preadv(self.fd, [view[got:]], offset + got)
+                if k == 0:
+                    break
+                got += k
+        except OSError as e:
+            raise StatusError(
+                SNAPSHOT_ERROR,
+                f"reading database file {self.path} at offset {offset} failed: {e.strerror}; "
+                "check the disk holding the database",
+            ) from e
+        if got != n:
+            raise StatusError(
+                SNAPSHOT_ERROR,
+                f"database file {self.path} ended at offset {offset + got} inside the snapshot of "
+                f"{self.size} bytes: the file was changed outside the dataserver; check it and retry the dump",
+            )
+        return view
+
     def pread(self, offset: int, n: int) -> bytes:
         """Read n snapshot bytes at offset; thread-safe; StatusError on a short read."""
         try:
