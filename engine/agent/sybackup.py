@@ -257,11 +257,11 @@ class ArchiveAgent:
     async def fail_dump(self, plan: DumpPlan, error: BaseException) -> None:
         status = error.status if isinstance(error, StatusError) else (
             TERMINATED_BY_ADMIN if plan.cancel.is_set() else
-            CLIENT_ABORTED if isinstance(error, asyncio.CancelledError) else 84)
+            CLIENT_ABORTED if isinstance(error, asyncio.CancelledError | GeneratorExit) else 84)
         if plan.cancel.is_set():
             status = TERMINATED_BY_ADMIN
         message = str(error) or type(error).__name__
-        if status == CLIENT_ABORTED and isinstance(error, asyncio.CancelledError):
+        if status == CLIENT_ABORTED and isinstance(error, asyncio.CancelledError | GeneratorExit):
             # nobody cancelled the job: the client's connection went away (isql killed or its script stopped)
             message = ("the client that ran the dump went away before the dump ended (client process aborted); "
                        "nothing of this dump was kept: run the backup again")
@@ -361,9 +361,9 @@ class ArchiveAgent:
         else:
             status = TERMINATED_BY_ADMIN if plan.cancel.is_set() else (
                 error.status if isinstance(error, StatusError) else
-                CLIENT_ABORTED if isinstance(error, asyncio.CancelledError) else RESTORE_ERROR)
+                CLIENT_ABORTED if isinstance(error, asyncio.CancelledError | GeneratorExit) else RESTORE_ERROR)
             message = str(error) or type(error).__name__
-            if status == CLIENT_ABORTED and isinstance(error, asyncio.CancelledError):
+            if status == CLIENT_ABORTED and isinstance(error, asyncio.CancelledError | GeneratorExit):
                 message = ("the client that ran the load went away before the load ended (client process "
                            "aborted); the target database was not changed: run the restore again")
         for job in plan.stripe_jobs:

@@ -67,7 +67,8 @@ TABLES = {"mydb": ("customer", "orders"), "logdb": ("customer", "orders")}
 
 #: The NetBackup status each kind's failed job ends with.
 EXPECTED_STATUS = {
-    "media": {"backup": {84}, "logdump": {84}, "restore": {0, 2850}},   # 0: it had sent everything
+    # 84 (58 when it died while a stripe was connecting to it); a restore: 0 when it had sent everything
+    "media": {"backup": {84, 58}, "logdump": {84, 58}, "restore": {0, 2850}},
     "daemon": 50,            # the next daemon ends the jobs the killed one left: client process aborted
     "script": 50,            # bphdb: the script was killed (client process aborted)
     # 50: its dump or load was cut off; 6 (2850 for a restore): it ended before its dump began, or the
@@ -187,6 +188,7 @@ class Outcome:
     half_visible: int = 0
     restores_checked: int = 0
     next_backup_failed: int = 0
+    injected: bool = False            # a process was killed
     data_hit: bool | None = None      # a data-path fault struck while a stripe was being written
     kept: int = 0                     # whole images the faulted job stored before the fault
     problems: list[str] = field(default_factory=list)
@@ -538,6 +540,7 @@ class Rig:
                 return False
             family.add(self.script_pid(name) if name else None)
             os.kill(pid, signal.SIGKILL)
+            out.injected = True
             return True
 
         pre = None
@@ -555,7 +558,7 @@ class Rig:
         # -- recovery, as a DBA would do it
         t = time.monotonic()
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.s.proc.wait(timeout=5 if killed_daemon else 0.01)
+            self.s.proc.wait(timeout=5 if killed_daemon and out.injected else 0.01)
         if self.s.proc.poll() is not None:
             self.restart_daemon()
         out.timings["restart"] = time.monotonic() - t
@@ -588,7 +591,7 @@ class Rig:
         t = time.monotonic()
         self._check(out, before, operation, target if out.hit else None, pre, image)
         out.timings["check"] = time.monotonic() - t
-        if killed_daemon:
+        if killed_daemon and out.injected:
             stray = wait_gone([p for p in family if p and p != self.daemon_pid], 15)
             if stray:
                 out.problems.append(f"processes of the killed daemon still run: "
