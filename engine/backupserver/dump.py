@@ -25,7 +25,7 @@ from pathlib import Path
 from engine.backupserver import dumpformat as fmt
 from engine.backupserver.cipher import DataKey
 from engine.backupserver.devices import StripeSink, describe, media_error
-from engine.backupserver.memory import limit_malloc_arenas
+from engine.backupserver.memory import limit_malloc_arenas, release_free_memory
 from engine.backupserver.snapshot import Snapshot, consistent_snapshot
 from engine.jobs.status import BACKUP_FAILED, TERMINATED_BY_ADMIN, StatusError
 
@@ -157,6 +157,7 @@ def dump_database(
                 raise
         run.join()
         run.raise_if_failed()
+        release_free_memory()
         finished = _now()
         per = run.results()
         return DumpResult(
@@ -177,6 +178,7 @@ def dump_database(
             per_stripe=per,
         )
     except BaseException:
+        release_free_memory()
         if run is not None:
             run.stop_and_join()  # no worker may write to a sink being aborted
         for sink in sinks:

@@ -28,7 +28,7 @@ from engine.backupserver import dumpformat as fmt
 from engine.backupserver.devices import StripeSource, describe
 from engine.backupserver.dump import PROGRESS_INTERVAL_S, DumpProgress
 from engine.backupserver.dumpformat import DumpFormatError, StripeHeader
-from engine.backupserver.memory import limit_malloc_arenas
+from engine.backupserver.memory import limit_malloc_arenas, release_free_memory
 from engine.jobs.status import RESTORE_ERROR, TERMINATED_BY_ADMIN, StatusError
 
 #: Bytes asked of a source per read.
@@ -189,6 +189,7 @@ def load_database(
         raise
     finally:
         run.close()
+        release_free_memory()
 
 
 def verify_dump(
