@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ALL_CASES = ["backup", "restore", "stripes", "encryption", "rss", "catalog"]
+ALL_CASES = ["backup", "restore", "stripes", "encryption", "rss", "catalog", "gui_stall", "gui_launch"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -9,13 +9,14 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.env import SybarHome, log
-from bench.stats import Row, alternate, percentile
+from bench.stats import Row, alternate, median, percentile
 
 RESTIC_PASSWORD = "bench-restic-password"
 BORG_PASSPHRASE = "bench-borg-passphrase"
@@ -497,3 +498,97 @@ def case_catalog(ctx: Ctx, count: int) -> list[Row]:
         rows.append(Row(case="catalog", subject=f"{kind} p99", values=[p99], unit="ms", target=50,
                         target_kind="value<", target_text="< 50 ms", note=f"n={len(values)}"))
     return rows
+
+
+# -- 6. GUI ------------------------------------------------------------------------------
+# The window runs in a child process (bench/gui_probe.py, offscreen): this process never imports Qt.
+
+GUI_STALL_TARGET_MS = 30.0
+GUI_LAUNCH_TARGET_S = 1.0
+
+
+def _probe(ctx: Ctx, args: list[str], timeout: float) -> dict:
+    """python -m bench.gui_probe ARGS on the bench's home; its `GUI-PROBE {json}` line."""
+    from bench.env import REPO
+    from bench.gui_probe import MARK
+
+    env = dict(ctx.home.env, QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run([sys.executable, "-m", "bench.gui_probe", *args, "--home", str(ctx.home.root)],
+                       capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
+    lines = [line for line in r.stdout.splitlines() if line.startswith(MARK)]
+    if not lines:
+        raise RuntimeError(f"gui_probe {args[0]} exited {r.returncode} without a result: {r.stderr[-1500:]}")
+    data = json.loads(lines[-1][len(MARK):])
+    if data.get("error"):
+        raise RuntimeError(f"gui_probe {args[0]}: {data['error']}")
+    return data
+
+
+def case_gui_stall(ctx: Ctx) -> list[Row]:
+    log("case gui_stall: the window's event-loop turn gaps while Task Progress follows a 4-stripe backup")
+    script = ctx.home.write_backup_script("bench_backup_gui", "mydb", 4, 1)
+    p50s: list[float] = []
+    p99s: list[float] = []
+    maxes: list[float] = []
+    cpu99s: list[float] = []
+    samples = 0
+    durations: list[float] = []
+    for i in range(ctx.runs):
+        d = _probe(ctx, ["stall", "--script", str(script)], timeout=3600)
+        if d["status"] != 0 or d["stripes"] != 4:
+            raise RuntimeError(f"the backup job {d['job']} ended with status {d['status']} and {d['stripes']} "
+                               f"stripes: {d.get('message')}")
+        wall, cpu = d["wall_ms"], d["cpu_ms"]
+        if len(wall) < 20:
+            raise RuntimeError(f"only {len(wall)} turns of the loop recorded during the backup")
+        p50s.append(percentile(wall, 50))
+        p99s.append(percentile(wall, 99))
+        maxes.append(max(wall))
+        cpu99s.append(percentile(cpu, 99))
+        samples += len(wall)
+        durations.append(d["duration_s"])
+        log(f"  run {i + 1}/{ctx.runs}: {len(wall)} turns over a {d['duration_s']:.1f} s backup "
+            f"({d['events_seen']} events): gap p50 {p50s[-1]:.1f} ms, p99 {p99s[-1]:.1f} ms, "
+            f"max {maxes[-1]:.1f} ms; main-thread CPU per gap p99 {cpu99s[-1]:.1f} ms")
+    note = (f"offscreen, 5 ms sleeper, {samples} turns over {len(durations)} backup(s) of "
+            f"{median(durations):.1f} s; values per run")
+    return [
+        Row(case="gui_stall", subject="loop turn gap p50", values=p50s, unit="ms", target_kind="info", note=note),
+        Row(case="gui_stall", subject="loop turn gap p99", values=p99s, unit="ms", target=GUI_STALL_TARGET_MS,
+            target_kind="value<", target_text=f"< {GUI_STALL_TARGET_MS:.0f} ms"),
+        Row(case="gui_stall", subject="loop turn gap max", values=maxes, unit="ms", target_kind="info"),
+        Row(case="gui_stall", subject="main-thread CPU per gap p99 (time.thread_time())", values=cpu99s,
+            unit="ms", target_kind="info"),
+    ]
+
+
+def case_gui_launch(ctx: Ctx) -> list[Row]:
+    runs = max(ctx.runs, 2 if ctx.quick else 5)
+    log(f"case gui_launch: process start to the window shown with its data (1 warm-up + {runs} runs)")
+    shown: list[float] = []
+    first_paint: list[float] = []
+    steps: dict[str, list[float]] = {"process": [], "imported": [], "built": [], "data": []}
+    for i in range(runs + 1):
+        t0 = time.monotonic()
+        d = _probe(ctx, ["launch", "--t0", repr(t0)], timeout=300)
+        s = d["since_t0_s"]
+        if i == 0:
+            log(f"  warm-up: shown after {s['shown']:.2f} s")
+            continue
+        shown.append(s["shown"])
+        first_paint.append(s["first_paint"])
+        for k, v in steps.items():
+            v.append(s[k])
+        log(f"  run {i}/{runs}: imported {s['imported']:.2f} s, built {s['built']:.2f} s, first paint "
+            f"{s['first_paint']:.2f} s, data {s['data']:.2f} s, shown {s['shown']:.2f} s")
+    parts = {"process": "interpreter up", "imported": "Qt + gui imported", "built": "window built",
+             "data": "data in"}
+    note = "medians since spawn: " + ", ".join(f"{parts[k]} {median(v):.2f} s" for k, v in steps.items())
+    return [
+        Row(case="gui_launch", subject="process start → window shown with its data (warm; first paint after "
+            "the daemon connected, the job list and the first page of images loaded)", values=shown,
+            target=GUI_LAUNCH_TARGET_S, target_kind="value<", target_text=f"< {GUI_LAUNCH_TARGET_S:.1f} s",
+            note=note),
+        Row(case="gui_launch", subject="process start → first paint (window frame, before its data)",
+            values=first_paint, target_kind="info"),
+    ]
