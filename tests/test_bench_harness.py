@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 from bench.__main__ import parse_args
 from bench.env import dump_sql
@@ -99,6 +102,33 @@ def test_args_quick_and_defaults():
     assert (b.size, b.runs, b.cases) == (1024, 3, ["backup", "restore"])
     c = parse_args(["--quick", "--size", "128", "--runs", "2"])
     assert (c.size, c.runs) == (128, 2)
+    for every in (a, parse_args([])):
+        assert {"gui_stall", "gui_launch"} <= set(every.cases)  # in the default set and in --quick
+    assert parse_args(["--cases", "gui_stall,gui_launch"]).cases == ["gui_stall", "gui_launch"]
+
+
+def test_gui_rows_are_sybar_only_with_their_targets():
+    rows = [
+        Row("gui_stall", "loop turn gap p99", [24.0, 31.0, 28.0], unit="ms", target=30, target_kind="value<",
+            target_text="< 30 ms"),
+        Row("gui_stall", "main-thread CPU per gap p99", [9.0], unit="ms", target_kind="info"),
+        Row("gui_launch", "process start → window shown", [0.8, 1.2, 0.9], target=1.0, target_kind="value<",
+            target_text="< 1.0 s"),
+    ]
+    md = render_markdown(rows)
+    assert "| gui_stall | loop turn gap p99 | 28.0 | 24.0–31.0 | ms |  | < 30 ms | yes |" in md
+    assert "| gui_launch | process start → window shown | 0.90 | 0.80–1.20 | s |  | < 1.0 s | yes |" in md
+    assert target_met(rows[1], None) is None
+    assert [r["met"] for r in rows_to_json(rows)] == [True, None, True]
+
+
+def test_the_bench_process_never_imports_qt():
+    """The GUI cases run the window in a child (bench.gui_probe): the harness itself stays Qt-free."""
+    code = ("import sys, bench.__main__, bench.cases, bench.gui_probe; "
+            "assert not [m for m in sys.modules if m.startswith(('PySide6', 'qasync', 'gui'))], 'Qt imported'")
+    r = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
 
 
 def test_dump_sql_stripes():
