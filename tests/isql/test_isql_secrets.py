@@ -22,7 +22,10 @@ SECRET = "s3cret-Pass-Phrase"
 class MemoryKeyring(KeyringBackend):
     """A keyring backend that keeps entries in a dict: the keyring API, nothing more."""
 
-    priority = 1
+    # 0: never chosen by keyring's own discovery. Any KeyringBackend subclass that has been imported is a
+    # candidate there, and one with a priority would be chained behind the Secret Service in every later
+    # lookup of this process (a LockedKeyring answering "locked" for each entry the real keyring lacks).
+    priority = 0
 
     def __init__(self):
         super().__init__()
