@@ -9,7 +9,6 @@ NetBackup's own commands do).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import fcntl
 import logging
@@ -191,6 +190,8 @@ def serve(args) -> int:
                       media=parse_listen(args.media_listen, "--media-listen"), tls=not args.no_tls,
                       insecure_tds=args.insecure_tds)
     check_listeners(network, host)  # off loopback only with TLS: refused before anything starts (or imports)
+    import asyncio
+
     from engine.daemon import Daemon
 
     with home_lock(home):
@@ -214,6 +215,8 @@ def _file_logging(home: Home) -> None:
 
 
 async def _serve_forever(daemon, host: str, port: int) -> int:
+    import asyncio  # not at import time: `sybar --version` and `--help` need none of it
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,13 +13,15 @@ because their storage still holds them locked).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from engine.control.client import ControlClient, connect_home
 from engine.home import Home
 from engine.jobs.status import INVALID_PARAMETER, PARTIAL, StatusError
+
+if TYPE_CHECKING:  # the control client (aiohttp) is imported only when a command runs: `--help` stays quick
+    from engine.control.client import ControlClient
 
 
 def add_parsers(sub, add_home) -> None:
@@ -40,6 +42,8 @@ def add_parsers(sub, add_home) -> None:
 
 
 def main_for(args) -> int:
+    import asyncio
+
     try:
         home = Home.resolve(args.home)
         return asyncio.run(_with_client(home, args))
@@ -56,6 +60,8 @@ async def _with_client(home: Home, args) -> int:
     if args.command == "expire" and args.image and not (args.now or args.until):
         raise StatusError(INVALID_PARAMETER, f"say what to do with image {args.image}: --now (delete it) or "
                                              "--until DATE (its new expiration)")
+    from engine.control.client import connect_home
+
     client = await connect_home(home)
     try:
         if args.command == "catalog":

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 
-from engine.archive import keys
 from engine.home import Home
 from engine.jobs.status import INVALID_PARAMETER, StatusError
 
@@ -35,6 +34,8 @@ def add_parser(sub, add_home) -> None:
 
 
 def run(args) -> int:
+    from engine.archive import keys  # here, not at import: building the parser must stay quick
+
     home = Home.resolve(args.home)
     root = home.root
     err = sys.stderr

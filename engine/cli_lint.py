@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import sys
 
-from engine.bphdb.lint import lint
-
 
 def add_parser(sub, add_home) -> None:
     p = sub.add_parser("lint", help="check Sybase backup/restore scripts (missing SQL file, -P, stripes...)",
@@ -32,6 +30,8 @@ def add_parser(sub, add_home) -> None:
 
 
 def run(args) -> int:
+    from engine.bphdb.lint import lint  # here, not at import: building the parser must stay quick
+
     known = None
     if getattr(args, "databases", None) is not None:
         known = {d.strip() for d in args.databases.split(",") if d.strip()}

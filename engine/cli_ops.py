@@ -7,16 +7,18 @@ saying so, when none runs), prints what a DBA reads or one JSON document with
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from engine.control.client import ControlClient, connect_home
 from engine.home import Home
 from engine.jobs.status import MEANING, SYSTEM_ERROR, StatusError
+
+if TYPE_CHECKING:  # the control client (aiohttp) is imported only when a command runs: `--help` stays quick
+    from engine.control.client import ControlClient
 
 
 def _parse_time(text: str | None) -> float | None:
@@ -66,6 +68,8 @@ class Follower:
             print(text, flush=True)
 
     async def run(self) -> dict[int, dict]:
+        import asyncio
+
         connected = asyncio.Event()
         done = asyncio.Event()
 
@@ -139,6 +143,8 @@ def _summary(ended: dict[int, dict], verb: str) -> None:
 
 
 async def _with_client(home: Home, fn):
+    from engine.control.client import connect_home
+
     client = await connect_home(home)
     try:
         return await fn(client)
@@ -147,6 +153,8 @@ async def _with_client(home: Home, fn):
 
 
 def run(args) -> int:
+    import asyncio
+
     home = Home.resolve(args.home)
     return asyncio.run(_with_client(home, lambda c: _COMMANDS[args.command](c, args)))
 

@@ -38,7 +38,6 @@ saying how to store one.
 from __future__ import annotations
 
 import getpass
-import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -48,7 +47,6 @@ from engine.isql.batches import RESET, Batch, BatchReader, stream_readline
 from engine.isql.interfaces import Address, ServerLookupError, resolve_server
 from engine.isql.options import USAGE, Options, UsageError, parse_args
 from engine.isql.output import ResultWriter, format_message
-from engine.tds.tokens import Message
 
 PROG = "sybar-isql"
 
@@ -109,6 +107,8 @@ class _Fail(Exception):
 
 
 def _default_connect(address: Address, opts: Options, user: str, password: str):
+    import inspect
+
     from engine.tds.client import Connection
 
     kwargs: dict[str, Any] = {
@@ -346,6 +346,8 @@ class Isql:
             assert self.writer is not None
             messages = list(getattr(e, "messages", None) or [])
             if not any((getattr(m, "severity", 0) or 0) > 10 for m in messages):
+                from engine.tds.tokens import Message  # the TDS tables: loaded when isql connects, not for -v
+
                 messages.append(Message(4002, 14, 1, str(e) or "Login failed.", address.server, "", 0))
             for m in messages:
                 self.writer.feed(m)
