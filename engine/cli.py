@@ -72,12 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_ops.add_parsers(sub, _add_home)
     cli_lint.add_parser(sub, _add_home)
-    from engine import cli_key
-
-    cli_key.add_parser(sub, _add_home)
     from engine import cli_expire
 
     cli_expire.add_parsers(sub, _add_home)
+    from engine import cli_key
+
+    cli_key.add_parser(sub, _add_home)
     sub.add_parser("gui", help="the Backup, Archive, and Restore window (the default with no command)")
 
     demo = sub.add_parser("demo", help="make a ready demo home (databases, scripts) and serve it")

@@ -134,12 +134,6 @@ def make_app(ops, token: str) -> web.Application:
     async def images(request):
         return _json(await ops.list_images(**filters(request.query)))
 
-    async def image(request):
-        return _json(await ops.get_image(request.match_info["backup_id"]))
-
-    async def spans(request):
-        return _json(await ops.spans(request.match_info["database"], dataserver=request.query.get("dataserver")))
-
     async def image_chain(request):
         limit = int(request.query.get("limit", 200))
         return _json(await ops.image_chain(request.match_info["backup_id"], limit=max(1, min(limit, 5000))))
@@ -150,6 +144,12 @@ def make_app(ops, token: str) -> web.Application:
 
     async def facets(request):
         return _json(await ops.catalog_facets())
+
+    async def image(request):
+        return _json(await ops.get_image(request.match_info["backup_id"]))
+
+    async def spans(request):
+        return _json(await ops.spans(request.match_info["database"], dataserver=request.query.get("dataserver")))
 
     async def verify(request):
         job = await ops.start_verify(request.match_info["backup_id"])
@@ -228,15 +228,15 @@ def make_app(ops, token: str) -> web.Application:
         web.post(f"{API}/restores", restores),
         web.get(f"{API}/images", images),
         web.get(f"{API}/images/{{backup_id}}", image),
+        web.get(f"{API}/images/{{backup_id}}/chain", image_chain),
+        web.get(f"{API}/catalog/count", image_count),
+        web.get(f"{API}/catalog/facets", facets),
         web.post(f"{API}/images/{{backup_id}}/verify", verify),
         web.get(f"{API}/databases/{{database}}/spans", spans),
         web.get(f"{API}/jobs", jobs),
         web.get(f"{API}/jobs/{{job_id}}", job),
         web.get(f"{API}/jobs/{{job_id}}/log", job_log),
         web.post(f"{API}/jobs/{{job_id}}/cancel", cancel),
-        web.get(f"{API}/images/{{backup_id}}/chain", image_chain),
-        web.get(f"{API}/catalog/count", image_count),
-        web.get(f"{API}/catalog/facets", facets),
         web.post(f"{API}/cleanup", cleanup),
         web.post(f"{API}/expire", expire),
         web.post(f"{API}/images/{{backup_id}}/expire", expire_image),
