@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+import time
 from typing import TextIO
 
 from engine.jobs.status import SYSTEM_ERROR, StatusError
@@ -116,12 +117,28 @@ def _keyring_failed(action: str, exc: BaseException) -> StatusError:
     return _no_keyring(f"{action} failed ({_describe(exc)})")
 
 
+def read_entry(kr, service: str, user: str, *, tries: int = 3) -> str | None:
+    """``kr.get_password`` retried on keyring's InitError: gnome-keyring now and then fails to open its
+    collection while several processes use it ("Failed to create the collection"), and a restore should
+    not fail with 2850 for that (the fault suite saw 4 in 200). Other errors raise at once."""
+    from keyring.errors import InitError
+
+    for attempt in range(tries):
+        try:
+            return kr.get_password(service, user)
+        except InitError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return None
+
+
 def get_password(server: str, user: str) -> str | None:
     """The stored password of ``user`` on ``server``, or None when none is stored."""
     _check_names(server, user)
     kr = _backend()
     try:
-        return kr.get_password(service_name(server), user)
+        return read_entry(kr, service_name(server), user)
     except Exception as e:
         raise _keyring_failed(f"reading the password of {user} on {server} from the keyring", e) from None
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from engine.backupserver.cipher import KEY_BYTES, DataKey, key_id, new_key
 from engine.jobs.status import SYSTEM_ERROR, StatusError
-from engine.secrets import SERVICE_PREFIX, _backend, _keyring_failed
+from engine.secrets import SERVICE_PREFIX, _backend, _keyring_failed, read_entry
 
 CURRENT = "current"
 EXPORT_HEADER = "# sybar data key"
@@ -44,7 +44,7 @@ def service(home_root: str | Path) -> str:
 def _get(home_root, user: str) -> str | None:
     kr = _backend()
     try:
-        return kr.get_password(service(home_root), user)
+        return read_entry(kr, service(home_root), user)
     except Exception as e:
         raise _keyring_failed("reading the data key from the keyring", e) from None
 

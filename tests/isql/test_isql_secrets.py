@@ -214,3 +214,24 @@ def test_real_secret_service(use_keyring):
         assert secrets.delete_password(server, "sa") in (True, False)
     assert secrets.get_password(server, "sa") is None
     assert secrets.delete_password(server, "sa") is False
+
+
+def test_a_transient_init_error_is_retried_not_reported(use_keyring):
+    from keyring.errors import InitError
+
+    class FlakyKeyring(MemoryKeyring):
+        fails = 2
+
+        def get_password(self, service, username):
+            if self.fails:
+                self.fails -= 1
+                raise InitError("Failed to create the collection: Prompt dismissed")
+            return super().get_password(service, username)
+
+    kr = use_keyring(FlakyKeyring())
+    kr.set_password(secrets.service_name("SYBAR"), "sa", SECRET)
+    assert secrets.get_password("SYBAR", "sa") == SECRET and kr.fails == 0
+    kr.fails = 5                                   # a keyring that stays broken is still status 130
+    with pytest.raises(StatusError) as ei:
+        secrets.get_password("SYBAR", "sa")
+    assert ei.value.status == 130 and "InitError" in str(ei.value) and SECRET not in str(ei.value)
