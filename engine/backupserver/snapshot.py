@@ -107,35 +107,28 @@ class Snapshot:
                     break
                 got += k
         except OSError as e:
-            raise StatusError(
-                SNAPSHOT_ERROR,
-                f"reading database file {self.path} at offset {offset} failed: {e.strerror}; "
-                "check the disk holding the database",
-            ) from e
+            raise self._read_failed(offset, e) from e
         if got != n:
-            raise StatusError(
-                SNAPSHOT_ERROR,
-                f"database file {self.path} ended at offset {offset + got} inside the snapshot of "
-                f"{self.size} bytes: the file was changed outside the dataserver; check it and retry the dump",
-            )
+            raise self._ended_early(offset + got)
         return view
+
+    def _read_failed(self, offset: int, e: OSError) -> StatusError:
+        return StatusError(SNAPSHOT_ERROR, f"reading database file {self.path} at offset {offset} failed: "
+                                           f"{e.strerror}; check the disk holding the database")
+
+    def _ended_early(self, at: int) -> StatusError:
+        return StatusError(SNAPSHOT_ERROR, f"database file {self.path} ended at offset {at} inside the snapshot of "
+                                           f"{self.size} bytes: the file was changed outside the dataserver; "
+                                           "check it and retry the dump")
 
     def pread(self, offset: int, n: int) -> bytes:
         """Read n snapshot bytes at offset; thread-safe; StatusError on a short read."""
         try:
             data = os.pread(self.fd, n, offset)
         except OSError as e:
-            raise StatusError(
-                SNAPSHOT_ERROR,
-                f"reading database file {self.path} at offset {offset} failed: {e.strerror}; "
-                "check the disk holding the database",
-            ) from e
+            raise self._read_failed(offset, e) from e
         if len(data) != n:
-            raise StatusError(
-                SNAPSHOT_ERROR,
-                f"database file {self.path} ended at offset {offset + len(data)} inside the snapshot of "
-                f"{self.size} bytes: the file was changed outside the dataserver; check it and retry the dump",
-            )
+            raise self._ended_early(offset + len(data))
         return data
 
 
